@@ -1,0 +1,227 @@
+"""Command line: ``kdbench run | list | tables | teacher``.
+
+Every error a user can cause arrives here as a ``KdbenchError``: one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from kdbench.errors import KdbenchError
+from kdbench.registry import KINDS, REQUIRED
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="load a single-file plugin (repeatable)")
+
+
+def _add_execution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", metavar="DIR", help="results root (default: ./results)")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="dataset root (default: $KDBENCH_HOME/data)")
+    p.add_argument("--download", action="store_true", help="download missing datasets into the data root")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kdbench", description="Knowledge-distillation benchmark harness.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite: train what is missing, then write its table")
+    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("--dry-run", action="store_true", help="list the runs without training")
+    run.add_argument("--force", action="store_true", help="recompute runs that already have a record")
+    run.add_argument("--executor", default="serial", help="executor name (default: serial)")
+    run.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                     help="epochs between resume checkpoints (0: none)")
+    _add_common(run)
+    _add_execution(run)
+
+    lst = sub.add_parser("list", help="list registered components with their parameters")
+    lst.add_argument("kind", nargs="?", choices=KINDS)
+    _add_common(lst)
+
+    tables = sub.add_parser("tables", help="regenerate a suite's table from its run records")
+    tables.add_argument("raw_dir", help="e.g. results/raw/quickstart")
+    tables.add_argument("--metric", choices=["best", "last"], default="best", help="best- or last-epoch top-1")
+    tables.add_argument("--out", default=None, metavar="DIR", help="default: <results>/<suite>/")
+
+    teacher = sub.add_parser("teacher", help="train, list or evaluate teachers")
+    tsub = teacher.add_subparsers(dest="teacher_command", required=True)
+    ttrain = tsub.add_parser("train", help="train (or find) every teacher a suite needs")
+    ttrain.add_argument("suite")
+    _add_common(ttrain)
+    _add_execution(ttrain)
+    tsub.add_parser("list", help="teachers stored under $KDBENCH_HOME")
+    teval = tsub.add_parser("eval", help="load a checkpoint strictly and measure its test accuracy")
+    teval.add_argument("checkpoint")
+    teval.add_argument("--arch", required=True)
+    teval.add_argument("--dataset", default="cifar100")
+    _add_common(teval)
+    _add_execution(teval)
+    return parser
+
+
+def _options(args: argparse.Namespace, **extra):
+    from kdbench.runner import RunOptions
+
+    return RunOptions(
+        results_root=args.results, data_root=args.data_root, download=args.download, device=args.device,
+        quiet=args.quiet, extra_plugin_files=tuple(str(Path(p).resolve()) for p in args.plugin), **extra,
+    )
+
+
+def _plan(args: argparse.Namespace):
+    from kdbench.plugins import load_registry
+    from kdbench.suite import expand, load_suite
+
+    suite = load_suite(args.suite)
+    registry = load_registry(suite.plugin_files + tuple(args.plugin))
+    return expand(suite, registry), registry
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.runner import execute_plan
+    from kdbench.store import ResultStore
+    from kdbench.tables import write_suite_tables
+
+    plan, registry = _plan(args)
+    store = ResultStore(args.results)
+    executor = registry.get("executor", args.executor).create()
+    done = {s.key for s in plan.runs if store.record(s) is not None}
+    if args.dry_run:
+        table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
+        for col in ("key", "method", "pair", "seed", "status"):
+            table.add_column(col)
+        for s in plan.runs:
+            status = "done" if s.key in done and not args.force else "todo"
+            table.add_row(s.key, s.label, s.pair, str(s.seed), status)
+        console.print(table)
+        console.print(
+            f"{len(plan.runs)} runs, {len(done)} already finished; {len(plan.teachers)} teacher(s) to train or reuse"
+        )
+        return 0
+    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every)
+    start = time.perf_counter()
+    failed = 0
+    for outcome in execute_plan(plan, options, executor):
+        if outcome.status == "failed":
+            failed += 1
+            console.print(f"[red]failed[/red] {outcome.label} {outcome.pair} seed {outcome.seed}: {outcome.error}")
+        else:
+            console.print(
+                f"{outcome.status:8s} {outcome.label} {outcome.pair} seed {outcome.seed}: "
+                f"best {outcome.best_top1:.2f} last {outcome.last_top1:.2f}"
+            )
+    elapsed = time.perf_counter() - start
+    console.print(f"{len(plan.runs) - failed}/{len(plan.runs)} runs finished in {elapsed:.1f} s")
+    raw = store.raw_dir(plan.suite.name)
+    if any(raw.glob("*/record.json")):
+        table, paths = write_suite_tables(raw, Path(args.results) / plan.suite.name, plan.suite.config.table.metric)
+        console.print(table.markdown, markup=False, highlight=False)
+        console.print("wrote " + ", ".join(str(p) for p in paths))
+    return 1 if failed else 0
+
+
+def _format_default(value: object) -> str:
+    return "(required)" if value is REQUIRED else repr(value)
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.plugins import load_registry
+
+    registry = load_registry(tuple(args.plugin))
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        table = RichTable(title=f"{kind}s", show_lines=False)
+        table.add_column("name")
+        table.add_column("parameters (defaults)")
+        table.add_column("version")
+        table.add_column("plugin")
+        table.add_column("description")
+        for comp in (registry.get(kind, n) for n in registry.names(kind)):
+            params = ", ".join(f"{k}={_format_default(v)}" for k, v in comp.parameters().items())
+            table.add_row(comp.name, params, comp.version, comp.source, comp.description)
+        console.print(table)
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.tables import write_suite_tables
+
+    raw = Path(args.raw_dir)
+    if not raw.is_dir():
+        raise KdbenchError(f"no such results directory: {raw}")
+    out = Path(args.out) if args.out else raw.parent.parent / raw.name
+    table, paths = write_suite_tables(raw, out, args.metric)
+    console.print(table.markdown, markup=False, highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_teacher(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.runner import Worker
+    from kdbench.teachers import TeacherStore, kdbench_home
+
+    if args.teacher_command == "list":
+        table = RichTable(title=f"teachers in {kdbench_home() / 'teachers'}")
+        for col in ("key", "arch", "dataset", "epochs", "test top-1"):
+            table.add_column(col)
+        for r in TeacherStore().list():
+            spec = r.get("spec", {})
+            table.add_row(r["key"], r.get("arch", "?"), spec.get("dataset", {}).get("name", "?"),
+                          str(spec.get("recipe", {}).get("epochs", "?")), f"{r['test_top1']:.2f}")
+        console.print(table)
+        return 0
+    if args.teacher_command == "train":
+        plan, _ = _plan(args)
+        worker = Worker(_options(args), plan.suite.plugin_files)
+        for tspec in plan.teachers:
+            _, record = worker.teacher(tspec)
+            console.print(f"{tspec.arch} ({tspec.key}): test top-1 {record['test_top1']:.2f}")
+        if not plan.teachers:
+            console.print("this suite trains no teacher (none, or all from checkpoints)")
+        return 0
+    # eval
+    from kdbench.spec import ComponentRef, TeacherSpec
+    from kdbench.suite import file_sha256
+
+    worker = Worker(_options(args))
+    comp = worker.registry.get("dataset", args.dataset)
+    ckpt = Path(args.checkpoint).resolve()
+    if not ckpt.is_file():
+        raise KdbenchError(f"checkpoint not found: {ckpt}")
+    worker.registry.get("model", args.arch)
+    tspec = TeacherSpec(args.arch, "1", ComponentRef(args.dataset, comp.resolve({}), comp.version), {}, 0,
+                        str(ckpt), file_sha256(ckpt))
+    _, record = worker.teacher(tspec)
+    console.print(f"{args.arch} from {ckpt}: test top-1 {record['test_top1']:.2f} on {args.dataset}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "tables": cmd_tables, "teacher": cmd_teacher}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(soft_wrap=True)
+    try:
+        return COMMANDS[args.command](args, console)
+    except KdbenchError as exc:
+        print(f"kdbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kdbench: interrupted; finished runs are kept, run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The contract between a distillation method and the one training loop (``kdbench.engine``).
+
+A method declares what it needs (teacher or not, intermediate features, dataset indices, full
+batches) and returns named loss terms of two kinds:
+
+* ``sample`` terms: the output-level supervision, one value per sample (CE, KD's KL, ...). The engine
+  owns how these combine with Data Selection and Label Revision (METHODS.md §7): samples outside the
+  teacher-supervised subset D_t get plain cross-entropy instead, and Label Revision replaces them on
+  D_t with the paper's Eq. (11). A method never has to know either exists.
+* ``batch`` terms: scalars computed over the whole batch (feature, relational and contrastive
+  losses); they are added as they are.
+
+Every term is already multiplied by its weight (γ, α, β). Extra trainable modules (regressors,
+embeddings, learnable temperatures) are created in :meth:`DistillationMethod.setup` as submodules,
+so the engine puts them in the student's optimizer with the same schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    """Which teacher/student a method will run on; used to resolve pair-dependent defaults."""
+
+    student: str
+    teacher: str | None
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Everything a method may look at when it builds its extra modules."""
+
+    pair: PairInfo
+    num_classes: int
+    num_train: int
+    batch_size: int
+    epochs: int
+    student_feature_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    teacher_feature_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    teacher_classifier: nn.Linear | None = None
+
+
+@dataclass
+class StepInputs:
+    """One training step's tensors, as the engine computed them for the method."""
+
+    student_logits: Tensor
+    targets: Tensor
+    indices: Tensor
+    epoch: int  # 1-indexed
+    teacher_logits: Tensor | None = None
+    student_feats: list[Tensor] | None = None
+    teacher_feats: list[Tensor] | None = None
+
+
+@dataclass
+class LossTerms:
+    """Named, weighted loss terms: per-sample vectors and whole-batch scalars."""
+
+    sample: dict[str, Tensor] = field(default_factory=dict)
+    batch: dict[str, Tensor] = field(default_factory=dict)
+
+    def per_sample_total(self, like: Tensor) -> Tensor:
+        total = torch.zeros(like.shape[0], dtype=upcast(like).dtype, device=like.device)
+        for value in self.sample.values():
+            total = total + upcast(value)
+        return total
+
+    def batch_total(self, like: Tensor) -> Tensor:
+        total = torch.zeros((), dtype=upcast(like).dtype, device=like.device)
+        for value in self.batch.values():
+            total = total + upcast(value)
+        return total
+
+
+class DistillationMethod(nn.Module):
+    """Base class of every method plugin. Subclass, declare needs, implement :meth:`loss_terms`."""
+
+    uses_teacher: ClassVar[bool] = True
+    needs_features: ClassVar[bool] = False
+    needs_indices: ClassVar[bool] = False
+    full_batches_only: ClassVar[bool] = False
+    # True for methods whose logit loss is their own (DKD, CTKD, DTD-LA): Label Revision would replace
+    # it, so asking for LR on them is an error (METHODS.md §7).
+    owns_logit_loss: ClassVar[bool] = False
+
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
+        """Fill pair-dependent defaults (e.g. DKD's β) so the run key records the values used."""
+        return dict(params)
+
+    def setup(self, ctx: MethodContext) -> None:
+        """Create extra trainable modules from the real feature shapes. Default: none."""
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        """Per-epoch schedules (warm-ups, gradient-reversal ramps). ``epoch`` is 1-indexed."""
+
+    def loss_terms(self, step: StepInputs) -> LossTerms:
+        raise NotImplementedError
+
+
+def upcast(x: Tensor) -> Tensor:
+    """Losses are computed in at least fp32, also under bf16 autocast; fp64 stays fp64 (tests)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def cross_entropy_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
+    return F.cross_entropy(upcast(logits), targets, reduction="none")
+
+
+def kl_per_sample(teacher_logits: Tensor, student_logits: Tensor, temperature: float) -> Tensor:
+    """``KL(σ_T(zt) ‖ σ_T(zs))`` summed over classes, one value per sample (no T² factor)."""
+    log_p_s = F.log_softmax(upcast(student_logits) / temperature, dim=1)
+    log_p_t = F.log_softmax(upcast(teacher_logits) / temperature, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)

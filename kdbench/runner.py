@@ -1,0 +1,236 @@
+"""From a plan to records: make sure teachers exist, then execute every run not already finished.
+
+``Worker`` is what an executor runs in each process: it rebuilds the registry from the spec's plugin
+files and looks everything up by name, so only plain data (``RunSpec``, ``RunOptions``) ever crosses a
+process boundary.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdbench.data import ImageDataset
+from kdbench.engine import (
+    EngineConfig,
+    TrainingDiverged,
+    build_method_context,
+    evaluate,
+    resolve_device,
+    train,
+)
+from kdbench.environment import environment, git_revision
+from kdbench.errors import KdbenchError
+from kdbench.methods import DistillationMethod, PairInfo
+from kdbench.plugins import load_registry
+from kdbench.progress import make_reporter
+from kdbench.registry import Registry
+from kdbench.spec import ComponentRef, RunSpec, TeacherSpec, content_key
+from kdbench.store import RESUME, ResultStore
+from kdbench.suite import Plan
+from kdbench.teachers import TeacherStore, kdbench_home, load_checkpoint
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Execution settings: where things go and run. Not part of any key."""
+
+    results_root: str = "results"
+    data_root: str | None = None  # default: $KDBENCH_HOME/data
+    download: bool = False
+    device: str = "auto"
+    home: str | None = None  # default: $KDBENCH_HOME
+    force: bool = False
+    quiet: bool = False
+    checkpoint_every: int = 10
+    extra_plugin_files: tuple[str, ...] = ()
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home) if self.home else kdbench_home()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_root) if self.data_root else self.home_path / "data"
+
+
+@dataclass
+class RunOutcome:
+    key: str
+    label: str
+    pair: str
+    seed: int
+    status: str  # "finished" | "skipped" | "failed"
+    last_top1: float | None = None
+    best_top1: float | None = None
+    error: str | None = None
+    record: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+class Worker:
+    """Executes specs in one process; caches loaded datasets and teachers for the runs it executes."""
+
+    def __init__(self, options: RunOptions, plugin_files: tuple[str, ...] = ()) -> None:
+        self.options = options
+        self.registry: Registry = load_registry(tuple(plugin_files) + options.extra_plugin_files)
+        self.device = resolve_device(options.device)
+        self.store = ResultStore(options.results_root)
+        self.teachers = TeacherStore(options.home_path)
+        self._datasets: dict[str, ImageDataset] = {}
+
+    # -- components -----------------------------------------------------------------------------
+    def dataset(self, ref: ComponentRef) -> ImageDataset:
+        key = content_key(ref.identity())
+        if key not in self._datasets:
+            comp = self.registry.get("dataset", ref.name)
+            data = comp.create(ref.params, root=self.options.data_path, download=self.options.download)
+            self._datasets[key] = data.to(self.device)
+        return self._datasets[key]
+
+    def model(self, arch: str, num_classes: int) -> torch.nn.Module:
+        return self.registry.get("model", arch).create(num_classes=num_classes)
+
+    # -- teachers -------------------------------------------------------------------------------
+    def teacher(self, spec: TeacherSpec) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The teacher model (on the device, eval) and its record, training it first if needed."""
+        data = self.dataset(spec.dataset)
+        if spec.checkpoint is None and self.teachers.record(spec) is None:
+            return self.train_teacher(spec, data)
+        model = self.model(spec.arch, data.num_classes)
+        if spec.checkpoint is not None:
+            load_checkpoint(model, spec.checkpoint, spec.arch)
+            model.to(self.device)
+            top1 = evaluate(model, data.test_images, data.test_labels, data.mean, data.std)
+            return model.eval(), {"test_top1": top1, "checkpoint": spec.checkpoint, "key": spec.key}
+        load_checkpoint(model, self.teachers.model_path(spec), spec.arch)
+        return model.to(self.device).eval(), self.teachers.record(spec)
+
+    def train_teacher(self, spec: TeacherSpec, data: ImageDataset) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """Train with plain CE under the teacher recipe, store it by content, return it with its record."""
+        seed_everything(spec.seed)
+        model = self.model(spec.arch, data.num_classes)
+        method = self.registry.get("method", "ce").create()
+        method.setup(build_method_context(method, model, None, data, PairInfo(spec.arch, None), spec.recipe))
+        config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.device,
+                              checkpoint_every=0, label=f"teacher {spec.arch}")
+        outcome = train(model, method, data, config, reporter=make_reporter(self.options.quiet))
+        record = {
+            "arch": spec.arch,
+            "test_top1": outcome.last_top1,
+            "best_top1": outcome.best["test_top1"],
+            "metrics": outcome.epochs,
+            "wall_time_s": outcome.wall_time_s,
+            "environment": environment(self.device),
+            "git_revision": git_revision(),
+        }
+        self.teachers.save(spec, model, record)
+        return model.eval(), self.teachers.record(spec) or record
+
+    # -- runs -----------------------------------------------------------------------------------
+    def run(self, spec: RunSpec) -> RunOutcome:
+        base = RunOutcome(spec.key, spec.label, spec.pair, spec.seed, "skipped")
+        if not self.options.force:
+            done = self.store.record(spec)
+            if done is None and (done := self.store.record_elsewhere(spec)) is not None:
+                done = {**done, "suite": spec.suite, "label": spec.label, "spec": spec.to_dict()}
+                self.store.write_record(spec, done)
+            if done is not None:
+                return _outcome(base, done, "skipped")
+        try:
+            record = self._train(spec)
+        except TrainingDiverged as exc:
+            failure = {"status": "failed", "error": f"TrainingDiverged: {exc}", "spec": spec.to_dict(),
+                       "at": time.time()}
+            self.store.write_failure(spec, failure)
+            return RunOutcome(spec.key, spec.label, spec.pair, spec.seed, "failed", error=failure["error"])
+        except KdbenchError:
+            raise
+        except Exception as exc:  # a bug in a method or model: record it, keep going with the others
+            failure = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                       "traceback": traceback.format_exc(), "spec": spec.to_dict(), "at": time.time()}
+            self.store.write_failure(spec, failure)
+            return RunOutcome(spec.key, spec.label, spec.pair, spec.seed, "failed", error=failure["error"])
+        self.store.write_record(spec, record)
+        return _outcome(base, record, "finished")
+
+    def _train(self, spec: RunSpec) -> dict[str, Any]:
+        data = self.dataset(spec.dataset)
+        comp = self.registry.get("method", spec.method.name)
+        teacher, teacher_record = (None, None)
+        if spec.teacher is not None:
+            teacher, teacher_record = self.teacher(spec.teacher)
+        seed_everything(spec.seed)
+        student = self.model(spec.student, data.num_classes)
+        method: DistillationMethod = comp.factory(**spec.method.params)
+        pair = PairInfo(spec.student, spec.teacher.arch if spec.teacher else None)
+        method.setup(build_method_context(method, student, teacher, data, pair, spec.recipe))
+        config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.device,
+                              checkpoint_every=self.options.checkpoint_every,
+                              label=f"{spec.label} {spec.pair} seed {spec.seed}")
+        resume = self.store.run_dir(spec) / RESUME
+        outcome = train(student, method, data, config, teacher=teacher, resume_path=resume,
+                        reporter=make_reporter(self.options.quiet))
+        best = outcome.best
+        return {
+            "status": "finished",
+            "key": spec.key,
+            "suite": spec.suite,
+            "label": spec.label,
+            "method": spec.method.name,
+            "student": spec.student,
+            "teacher": spec.teacher.arch if spec.teacher else None,
+            "pair": spec.pair,
+            "seed": spec.seed,
+            "dataset": spec.dataset.name,
+            "spec": spec.to_dict(),
+            "last_top1": outcome.last_top1,
+            "best_top1": best["test_top1"],
+            "best_epoch": best["epoch"],
+            "teacher_top1": teacher_record["test_top1"] if teacher_record else None,
+            "teacher_key": spec.teacher.key if spec.teacher else None,
+            "metrics": outcome.epochs,
+            "wall_time_s": outcome.wall_time_s,
+            "train_images_per_s": outcome.train_images_per_s,
+            "environment": environment(self.device),
+            "git_revision": git_revision(),
+            "finished_at": time.time(),
+        }
+
+
+def _outcome(base: RunOutcome, record: dict[str, Any], status: str) -> RunOutcome:
+    base.status = status
+    base.last_top1, base.best_top1, base.record = record["last_top1"], record["best_top1"], record
+    return base
+
+
+@dataclass(frozen=True)
+class WorkerFactory:
+    """Picklable recipe for a Worker: what an executor ships to each process."""
+
+    options: RunOptions
+    plugin_files: tuple[str, ...] = ()
+
+    def __call__(self) -> Worker:
+        return Worker(self.options, self.plugin_files)
+
+
+def execute_plan(plan: Plan, options: RunOptions, executor: Any) -> Iterator[RunOutcome]:
+    """Teachers first (each trained once, in this process), then every run through the executor."""
+    factory = WorkerFactory(options, plan.suite.plugin_files)
+    if plan.teachers:
+        worker = factory()
+        for tspec in plan.teachers:
+            worker.teacher(tspec)
+    yield from executor.run(plan.runs, factory)

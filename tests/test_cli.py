@@ -1,0 +1,178 @@
+"""End to end through the command line: the quickstart at reduced size, errors, resume, plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdbench.cli import main
+from tests.test_registry import install_throwaway_package, write_plugin_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def reduced_quickstart(tmp_path: Path, **overrides) -> Path:
+    """The shipped quickstart with tiny images and one epoch, so it runs in seconds."""
+    suite = yaml.safe_load((ROOT / "suites" / "quickstart.yaml").read_text())
+    suite["dataset"]["params"]["image_size"] = 8
+    suite["recipe"].update(epochs=1, milestones=[])
+    suite["teacher_recipe"] = {"epochs": 1, "milestones": []}
+    suite.update(overrides)
+    path = tmp_path / "quick.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def kdbench_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kdbench.cli", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"}, timeout=300,
+    )
+
+
+def records(results: Path, suite: str = "quickstart") -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in (results / "raw" / suite).glob("*/record.json")}
+
+
+def test_quickstart_through_the_cli(tmp_path):
+    suite = reduced_quickstart(tmp_path)
+    proc = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "results"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    recs = records(tmp_path / "results")
+    assert sorted(r["label"] for r in recs.values()) == ["ce", "kd", "mse_kd"]
+    for r in recs.values():
+        assert r["status"] == "finished" and len(r["metrics"]) == 1
+        assert r["spec"]["recipe"]["epochs"] == 1 and r["environment"]["torch"]
+        assert 0 <= r["best_top1"] <= 100 and r["wall_time_s"] > 0
+        assert "git_revision" in r
+    kd = next(r for r in recs.values() if r["label"] == "kd")
+    assert kd["teacher"] == "resnet20" and kd["teacher_top1"] is not None
+    table = (tmp_path / "results" / "quickstart" / "table.md").read_text()
+    for row in ("Teacher", "Student (scratch)", "kd", "mse_kd", "resnet20 → resnet8"):
+        assert row in table and row in proc.stdout
+    csv = (tmp_path / "results" / "quickstart" / "table.csv").read_text()
+    assert csv.splitlines()[0] == "row,pair,metric,mean,std,n"
+
+    # a second run finds everything done and recomputes nothing
+    before = {k: (tmp_path / "results/raw/quickstart" / k / "record.json").read_bytes() for k in recs}
+    again = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "results"), cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 3
+    assert before == {k: (tmp_path / "results/raw/quickstart" / k / "record.json").read_bytes() for k in recs}
+
+    # tables regenerate from the records alone
+    (tmp_path / "results" / "quickstart" / "table.md").unlink()
+    assert main(["tables", str(tmp_path / "results" / "raw" / "quickstart"), "--metric", "last"]) == 0
+    assert "last top-1" in (tmp_path / "results" / "quickstart" / "table.md").read_text()
+
+
+def test_dry_run_lists_without_training(tmp_path, capsys):
+    suite = reduced_quickstart(tmp_path, seeds=[0, 1])
+    assert main(["run", str(suite), "--dry-run", "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "6 runs, 0 already finished; 1 teacher(s)" in out
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.yaml"], "suite file not found"),
+        (["run", "bad.yaml"], "bad.yaml:3: unknown method 'kdx'; did you mean 'kd'"),
+        (["teacher", "eval", "ckpt.pth", "--arch", "resnet14", "--dataset", "digits"], "does not fit resnet14"),
+        (["run", "cifar.yaml", "--data-root", "nowhere"], "cifar100"),
+        (["list", "method", "--plugin", "nope.py"], "plugin file not found"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    import torch
+
+    from kdbench.models import CIFAR_MODELS
+
+    (tmp_path / "bad.yaml").write_text(
+        "dataset: digits\npairs: [{teacher: resnet8, student: resnet8}]\nmethods: [ce, kdx]\n"
+    )
+    (tmp_path / "cifar.yaml").write_text("dataset: cifar100\npairs: [{student: resnet8}]\nmethods: [ce]\n")
+    torch.save({"model": CIFAR_MODELS["resnet8"](num_classes=10).state_dict()}, tmp_path / "ckpt.pth")
+    proc = kdbench_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kdbench: error: ") and message in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_interrupted_run_resumes_and_keeps_finished_records(tmp_path, monkeypatch):
+    from kdbench import runner
+
+    suite = reduced_quickstart(tmp_path)
+    results = tmp_path / "results"
+    real_train, calls = runner.Worker._train, []
+
+    def dies_on_second_run(self, spec):
+        calls.append(spec.label)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(self, spec)
+
+    monkeypatch.setattr(runner.Worker, "_train", dies_on_second_run)
+    assert main(["run", str(suite), "--quiet", "--results", str(results)]) == 130
+    first = records(results)
+    assert len(first) == 1
+    kept = {k: (results / "raw/quickstart" / k / "record.json").read_bytes() for k in first}
+
+    monkeypatch.setattr(runner.Worker, "_train", real_train)
+    assert main(["run", str(suite), "--quiet", "--results", str(results)]) == 0
+    assert len(records(results)) == 3
+    assert kept == {k: (results / "raw/quickstart" / k / "record.json").read_bytes() for k in first}
+
+
+def test_failed_run_is_recorded_as_failure_not_result(tmp_path, capsys):
+    plugin = tmp_path / "nan_method.py"
+    plugin.write_text(
+        "from kdbench.hookspecs import hookimpl\n"
+        "from kdbench.methods import DistillationMethod, LossTerms\n"
+        "class Nan(DistillationMethod):\n"
+        "    uses_teacher = False\n"
+        "    def loss_terms(self, step):\n"
+        "        return LossTerms(sample={'x': step.student_logits.sum(1) * float('nan')})\n"
+        "@hookimpl\n"
+        "def kdbench_register_methods(register):\n"
+        "    register('nan_method', Nan)\n"
+    )
+    suite = reduced_quickstart(tmp_path, methods=["ce", "nan_method"], plugins=["nan_method.py"])
+    assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 1
+    raw = tmp_path / "r" / "raw" / "quickstart"
+    failures = list(raw.glob("*/failure.json"))
+    assert len(failures) == 1 and "TrainingDiverged" in failures[0].read_text()
+    assert not (failures[0].parent / "record.json").exists()
+    assert "failed nan_method" in capsys.readouterr().out
+
+
+def test_single_file_plugin_method_runs_in_a_suite(tmp_path):
+    write_plugin_file(tmp_path / "half_ce.py")
+    suite = reduced_quickstart(tmp_path, methods=["half_ce"], plugins=["half_ce.py"])
+    assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
+    (rec,) = records(tmp_path / "r").values()
+    assert rec["method"] == "half_ce" and rec["spec"]["method"]["version"] == "7"
+    assert {"loss_ce", "loss_l1"} <= set(rec["metrics"][0])
+
+
+def test_entry_point_package_method_runs_in_a_suite(tmp_path, monkeypatch, capsys):
+    install_throwaway_package(tmp_path / "site", monkeypatch) if (tmp_path / "site").mkdir() is None else None
+    suite = reduced_quickstart(tmp_path, methods=["entry_point_method"])
+    assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
+    (rec,) = records(tmp_path / "r").values()
+    assert rec["method"] == "entry_point_method"
+    assert main(["list", "method"]) == 0
+    assert "entry_point_method" in capsys.readouterr().out
+
+
+def test_list_shows_parameters_and_defaults(capsys):
+    assert main(["list", "method"]) == 0
+    out = capsys.readouterr().out
+    assert "T=4.0" in out and "gamma=0.1" in out and "mse_kd" in out
