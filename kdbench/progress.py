@@ -17,9 +17,10 @@ class RichReporter:
         self._progress: Progress | None = None
         self._task = None
         self._label = ""
+        self._epochs = 0
 
     def start(self, label: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
-        self._label = label
+        self._label, self._epochs = label, epochs
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -42,11 +43,12 @@ class RichReporter:
             self._progress.advance(self._task)
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:
-        if self._progress is not None:
-            self._progress.update(
-                self._task,
-                status=f"epoch {metrics['epoch']} loss {metrics['train_loss']:.3f} top1 {metrics['test_top1']:.2f}",
-            )
+        m = metrics
+        status = f"epoch {m['epoch']}/{self._epochs} loss {m['train_loss']:.3f} top1 {m['test_top1']:.2f}"
+        if self.console.is_terminal and self._progress is not None:
+            self._progress.update(self._task, status=status)
+        else:  # logs (SLURM, CI, nohup): one plain line per epoch instead of a bar
+            self.console.print(f"{self._label}: {status}", markup=False, highlight=False)
 
     def finish(self) -> None:
         if self._progress is not None:

@@ -89,6 +89,7 @@ class Worker:
         self.store = ResultStore(options.results_root)
         self.teachers = TeacherStore(options.home_path)
         self._datasets: dict[str, ImageDataset] = {}
+        self._teachers: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
 
     # -- components -----------------------------------------------------------------------------
     def dataset(self, ref: ComponentRef) -> ImageDataset:
@@ -105,6 +106,11 @@ class Worker:
     # -- teachers -------------------------------------------------------------------------------
     def teacher(self, spec: TeacherSpec) -> tuple[torch.nn.Module, dict[str, Any]]:
         """The teacher model (on the device, eval) and its record, training it first if needed."""
+        if spec.key not in self._teachers:
+            self._teachers[spec.key] = self._obtain_teacher(spec)
+        return self._teachers[spec.key]
+
+    def _obtain_teacher(self, spec: TeacherSpec) -> tuple[torch.nn.Module, dict[str, Any]]:
         data = self.dataset(spec.dataset)
         if spec.checkpoint is None and self.teachers.record(spec) is None:
             return self.train_teacher(spec, data)
@@ -226,11 +232,26 @@ class WorkerFactory:
         return Worker(self.options, self.plugin_files)
 
 
+def teachers_of(runs: list[RunSpec]) -> list[TeacherSpec]:
+    unique: dict[str, TeacherSpec] = {}
+    for run in runs:
+        if run.teacher is not None:
+            unique.setdefault(run.teacher.key, run.teacher)
+    return list(unique.values())
+
+
 def execute_plan(plan: Plan, options: RunOptions, executor: Any) -> Iterator[RunOutcome]:
-    """Teachers first (each trained once, in this process), then every run through the executor."""
+    """Teachers first, then every run through the executor.
+
+    Every teacher of a run still to do is obtained here, in this process, before any student
+    trains: harness-trained teachers are trained once, and external checkpoints are loaded strictly,
+    so a checkpoint that does not fit fails the suite before any work rather than half way.
+    """
     factory = WorkerFactory(options, plan.suite.plugin_files)
-    if plan.teachers:
+    store = ResultStore(options.results_root)
+    todo = [r for r in plan.runs if options.force or (store.record(r) or store.record_elsewhere(r)) is None]
+    if teachers_of(todo):
         worker = factory()
-        for tspec in plan.teachers:
+        for tspec in teachers_of(todo):
             worker.teacher(tspec)
     yield from executor.run(plan.runs, factory)

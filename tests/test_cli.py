@@ -23,6 +23,7 @@ def reduced_quickstart(tmp_path: Path, **overrides) -> Path:
     suite["dataset"]["params"]["image_size"] = 8
     suite["recipe"].update(epochs=1, milestones=[])
     suite["teacher_recipe"] = {"epochs": 1, "milestones": []}
+    suite["seeds"] = [0]
     suite.update(overrides)
     path = tmp_path / "quick.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
@@ -176,3 +177,15 @@ def test_list_shows_parameters_and_defaults(capsys):
     assert main(["list", "method"]) == 0
     out = capsys.readouterr().out
     assert "T=4.0" in out and "gamma=0.1" in out and "mse_kd" in out
+
+
+def test_checkpoint_that_does_not_fit_fails_before_any_training(tmp_path):
+    import torch
+
+    from kdbench.models import CIFAR_MODELS
+
+    torch.save({"model": CIFAR_MODELS["resnet8"](num_classes=10).state_dict()}, tmp_path / "t.pth")
+    suite = reduced_quickstart(tmp_path, pairs=[{"teacher": "resnet20", "student": "resnet8", "checkpoint": "t.pth"}])
+    proc = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 2 and "t.pth does not fit resnet20" in proc.stderr
+    assert not list((tmp_path / "r").rglob("record.json"))
