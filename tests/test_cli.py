@@ -189,3 +189,21 @@ def test_checkpoint_that_does_not_fit_fails_before_any_training(tmp_path):
     proc = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 2 and "t.pth does not fit resnet20" in proc.stderr
     assert not list((tmp_path / "r").rglob("record.json"))
+
+
+def test_teacher_train_then_list_then_reuse(tmp_path, capsys):
+    suite = reduced_quickstart(tmp_path)
+    assert main(["teacher", "train", str(suite), "--quiet"]) == 0
+    assert "resnet20 (" in capsys.readouterr().out
+    assert main(["teacher", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "resnet20" in listing and "digits" in listing
+    # the suite's runs now reuse the stored teacher: the dry run reports it, the real run trains none
+    from kdbench import runner
+
+    def no_teacher_training(*args, **kwargs):
+        raise AssertionError("teacher should come from the store")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner.Worker, "train_teacher", no_teacher_training)
+        assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
