@@ -51,8 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     tables = sub.add_parser("tables", help="regenerate a suite's table from its run records")
     tables.add_argument("raw_dir", help="e.g. results/raw/quickstart")
-    tables.add_argument("--metric", choices=["best", "last"], default="best", help="best- or last-epoch top-1")
+    tables.add_argument("--metric", choices=["best", "last"], default=None,
+                        help="best- or last-epoch top-1 (default: the suite's choice, else best)")
+    tables.add_argument("--layout", default=None, choices=["method_pair", "selection", "ablation", "lambda", "eta"],
+                        help="table layout (default: the suite's choice, else recognised from the records)")
     tables.add_argument("--out", default=None, metavar="DIR", help="default: <results>/<suite>/")
+
+    score = sub.add_parser("score", help="score a suite's training set with a data-value estimator")
+    score.add_argument("suite", help="suite YAML file: its dataset and the teacher of --pair")
+    score.add_argument("--pair", type=int, default=0, help="index of the pair whose teacher scores (default 0)")
+    score.add_argument("--estimator", default="influence")
+    score.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="estimator parameter (repeatable), e.g. --param solver=ekfac")
+    score.add_argument("--out", default=None, metavar="DIR", help="default: <results>/scores/<suite>/")
+    _add_common(score)
+    _add_execution(score)
 
     teacher = sub.add_parser("teacher", help="train, list or evaluate teachers")
     tsub = teacher.add_subparsers(dest="teacher_command", required=True)
@@ -90,8 +103,8 @@ def _plan(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from kdbench.runner import execute_plan
-    from kdbench.store import ResultStore
-    from kdbench.tables import write_suite_tables
+    from kdbench.store import ResultStore, atomic_write_json
+    from kdbench.tables import SUITE_FILE, write_suite_tables
 
     plan, registry = _plan(args)
     store = ResultStore(args.results)
@@ -110,6 +123,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         )
         return 0
     options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every)
+    atomic_write_json(store.raw_dir(plan.suite.name) / SUITE_FILE, {
+        "name": plan.suite.name, "description": plan.suite.config.description,
+        "file": str(plan.suite.path), "table": plan.suite.config.table.model_dump(),
+    })
     start = time.perf_counter()
     failed = 0
     for outcome in execute_plan(plan, options, executor):
@@ -125,7 +142,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{len(plan.runs) - failed}/{len(plan.runs)} runs finished in {elapsed:.1f} s")
     raw = store.raw_dir(plan.suite.name)
     if any(raw.glob("*/record.json")):
-        table, paths = write_suite_tables(raw, Path(args.results) / plan.suite.name, plan.suite.config.table.metric)
+        table, paths = write_suite_tables(raw, Path(args.results) / plan.suite.name)
         console.print(table.markdown, markup=False, highlight=False)
         console.print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if failed else 0
@@ -161,8 +178,53 @@ def cmd_tables(args: argparse.Namespace, console: Console) -> int:
     if not raw.is_dir():
         raise KdbenchError(f"no such results directory: {raw}")
     out = Path(args.out) if args.out else raw.parent.parent / raw.name
-    table, paths = write_suite_tables(raw, out, args.metric)
+    table, paths = write_suite_tables(raw, out, args.metric, args.layout)
     console.print(table.markdown, markup=False, highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _parse_params(items: list[str]) -> dict[str, object]:
+    import yaml
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise KdbenchError(f"--param expects KEY=VALUE, got {item!r}")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+def cmd_score(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.runner import Worker
+    from kdbench.score_report import write_score_report
+    from kdbench.spec import ComponentRef
+
+    plan, registry = _plan(args)
+    teachers = {s.order[0]: s.teacher for s in plan.runs if s.teacher is not None}
+    if args.pair not in teachers:
+        raise KdbenchError(f"{plan.suite.path}: pair {args.pair} has no teacher to score with")
+    tspec = teachers[args.pair]
+    comp = registry.get("estimator", args.estimator)
+    params = comp.resolve(_parse_params(args.param), f"--estimator {args.estimator}")
+    if "seed" in params and params["seed"] is None:
+        params["seed"] = 0
+    worker = Worker(_options(args), plan.suite.plugin_files)
+    start = time.perf_counter()
+    stored = worker.scores(tspec, ComponentRef(args.estimator, params, comp.version))
+    elapsed = time.perf_counter() - start
+    out = Path(args.out) if args.out else Path(args.results) / "scores" / plan.suite.name
+    stem = f"{args.estimator}-{tspec.arch}-{stored.key}"
+    title = f"{args.estimator} {params} on {tspec.arch}, {plan.suite.name}"
+    paths = write_score_report(stored, out, stem, title)
+    direction = "higher" if stored.higher_to_teacher else "lower"
+    console.print(
+        f"{args.estimator} scored {stored.values.shape[0]} samples in {stored.seconds:.2f} s "
+        f"(this call {elapsed:.2f} s, teacher and features included); {direction} scores go to the teacher"
+    )
+    if stored.info:
+        console.print(f"settings used: {stored.info}", markup=False, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -207,7 +269,7 @@ def cmd_teacher(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "tables": cmd_tables, "teacher": cmd_teacher}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "tables": cmd_tables, "score": cmd_score, "teacher": cmd_teacher}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

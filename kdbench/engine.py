@@ -20,17 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from kdbench.data import ImageDataset, PadCropFlip, iterate_batches
-from kdbench.methods import (
-    DistillationMethod,
-    LossTerms,
-    MethodContext,
-    PairInfo,
-    StepInputs,
-    cross_entropy_per_sample,
-)
+from kdbench.methods import DistillationMethod, MethodContext, PairInfo, StepInputs
 from kdbench.models import classifier_of, feature_shapes
 from kdbench.recipe import lr_at_epoch
 from kdbench.store import atomic_torch_save
+from kdbench.supervision import Supervision
 
 
 class TrainingDiverged(RuntimeError):
@@ -128,20 +122,6 @@ def evaluate(
     return 100.0 * correct / images.shape[0]
 
 
-def combine_loss(
-    terms: LossTerms, logits: Tensor, targets: Tensor, distill: Tensor | None
-) -> Tensor:
-    """Batch loss from a method's terms under Data Selection.
-
-    Samples in D_t (``distill`` True) get the method's per-sample terms, samples in D_s plain CE;
-    the mean is over the whole batch. Batch terms are added as they are (METHODS.md §6).
-    """
-    per_sample = terms.per_sample_total(logits)
-    if distill is not None:
-        per_sample = torch.where(distill, per_sample, cross_entropy_per_sample(logits, targets))
-    return per_sample.mean() + terms.batch_total(logits)
-
-
 def build_method_context(
     method: DistillationMethod,
     student: nn.Module,
@@ -173,12 +153,16 @@ def train(
     config: EngineConfig,
     *,
     teacher: nn.Module | None = None,
-    distill_mask: Tensor | None = None,
+    supervision: Supervision | None = None,
     resume_path: Path | None = None,
     reporter: Reporter | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> TrainOutcome:
-    """Train ``student`` with ``method`` (already ``setup``) on ``data`` (already on the device)."""
+    """Train ``student`` with ``method`` (already ``setup``) on ``data`` (already on the device).
+
+    ``supervision`` carries Data Selection's D_t mask and Label Revision; ``on_epoch_end`` lets the
+    caller save checkpoints (teacher checkpoints for TracIn) or stop a run.
+    """
     recipe, device = config.recipe, config.device
     reporter = reporter or SilentReporter()
     cuda = device.startswith("cuda")
@@ -188,8 +172,7 @@ def train(
     if teacher is not None:
         teacher.to(device=device, memory_format=memory_format).eval()
         teacher.requires_grad_(False)
-    if distill_mask is not None:
-        distill_mask = distill_mask.to(device=device, dtype=torch.bool)
+    supervision = (supervision or Supervision()).to(device)
 
     params = [p for p in list(student.parameters()) + list(method.parameters()) if p.requires_grad]
     optimizer = torch.optim.SGD(
@@ -246,8 +229,7 @@ def train(
                     teacher_logits=t_logits, student_feats=s_feats, teacher_feats=t_feats,
                 )
                 terms = method.loss_terms(step)
-                distill = distill_mask[batch.indices] if distill_mask is not None else None
-                loss = combine_loss(terms, s_logits, batch.labels, distill)
+                loss, logged = supervision.batch_loss(terms, s_logits, t_logits, batch.labels, batch.indices)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
@@ -257,7 +239,7 @@ def train(
             seen += n
             loss_sum += loss.detach() * n
             correct += int((s_logits.detach().argmax(1) == batch.labels).sum())
-            for name, value in {**terms.sample, **terms.batch}.items():
+            for name, value in logged.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach().float().mean()) * n
             reporter.step()
         if cuda:

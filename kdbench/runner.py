@@ -30,11 +30,22 @@ from kdbench.errors import KdbenchError
 from kdbench.methods import DistillationMethod, PairInfo
 from kdbench.plugins import load_registry
 from kdbench.progress import make_reporter
+from kdbench.recipe import Recipe, lr_at_epoch
 from kdbench.registry import Registry
+from kdbench.revision import RevisionLossConfig
+from kdbench.selection import ScoreCache, StoredScores, scoring_inputs, select
 from kdbench.spec import ComponentRef, RunSpec, TeacherSpec, content_key
-from kdbench.store import RESUME, ResultStore
+from kdbench.store import RESUME, ResultStore, atomic_torch_save
 from kdbench.suite import Plan
+from kdbench.supervision import Supervision
 from kdbench.teachers import TeacherStore, kdbench_home, load_checkpoint
+
+TEACHER_CHECKPOINTS = 4  # checkpoints kept along a harness-trained teacher's training, for TracIn
+
+
+def checkpoint_epochs(epochs: int, count: int) -> set[int]:
+    """``count`` evenly spaced epochs ending at the last one (fewer when there are fewer epochs)."""
+    return {max(1, round(epochs * k / count)) for k in range(1, count + 1)}
 
 
 @dataclass(frozen=True)
@@ -131,9 +142,23 @@ class Worker:
         method.setup(build_method_context(method, model, None, data, PairInfo(spec.arch, None), spec.recipe))
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.device,
                               checkpoint_every=0, label=f"teacher {spec.arch}")
-        outcome = train(model, method, data, config, reporter=make_reporter(self.options.quiet))
+        directory = self.teachers.directory(spec)
+        keep = checkpoint_epochs(spec.recipe["epochs"], TEACHER_CHECKPOINTS)
+        saved: list[dict[str, Any]] = []
+
+        def save_checkpoint(epoch: int, student: torch.nn.Module) -> None:
+            """TracIn needs the teacher at several points of its training (METHODS.md §6a)."""
+            if epoch in keep:
+                name = f"checkpoints/epoch_{epoch:04d}.pt"
+                atomic_torch_save({"model": student.state_dict(), "epoch": epoch}, directory / name)
+                lr = lr_at_epoch(spec.recipe["lr"], epoch, spec.recipe["milestones"], spec.recipe["lr_decay"])
+                saved.append({"epoch": epoch, "lr": lr, "file": name})
+
+        outcome = train(model, method, data, config, reporter=make_reporter(self.options.quiet),
+                        on_epoch_end=save_checkpoint)
         record = {
             "arch": spec.arch,
+            "checkpoints": saved,
             "test_top1": outcome.last_top1,
             "best_top1": outcome.best["test_top1"],
             "metrics": outcome.epochs,
@@ -143,6 +168,51 @@ class Worker:
         }
         self.teachers.save(spec, model, record)
         return model.eval(), self.teachers.record(spec) or record
+
+    # -- data selection ---------------------------------------------------------------------------
+    def scores(self, teacher_spec: TeacherSpec, estimator: ComponentRef) -> StoredScores:
+        """Per-sample scores of the training set by ``estimator`` on the teacher (cached by content)."""
+        comp = self.registry.get("estimator", estimator.name)
+        instance = comp.factory(**estimator.params)
+        teacher, record = self.teacher(teacher_spec)
+        data = self.dataset(teacher_spec.dataset)
+
+        def make_inputs():
+            checkpoints = []
+            if comp.factory.needs_checkpoints:
+                for ckpt in record.get("checkpoints", []):
+                    model = self.model(teacher_spec.arch, data.num_classes)
+                    load_checkpoint(model, self.teachers.directory(teacher_spec) / ckpt["file"], teacher_spec.arch)
+                    checkpoints.append((ckpt["epoch"], ckpt["lr"], model.to(self.device)))
+            decay = teacher_spec.recipe.get("weight_decay", Recipe().weight_decay)
+            return scoring_inputs(teacher, data, decay, checkpoints)
+
+        parts = {"teacher": teacher_spec.key, "dataset": teacher_spec.dataset.identity(),
+                 "estimator": estimator.identity()}
+        return ScoreCache(self.options.home_path).get_or_compute(parts, instance, make_inputs)
+
+    def supervision(self, spec: RunSpec, num_train: int) -> tuple[Supervision, dict[str, Any] | None]:
+        """Data Selection mask and Label Revision of a run, and what to record about the split."""
+        mask, info = None, None
+        if spec.selection is not None:
+            sel = spec.selection
+            stored = None
+            if sel["estimator"] is not None:
+                stored = self.scores(spec.teacher, ComponentRef(**sel["estimator"]))
+            mask = select(stored.values if stored else None, sel["fraction"], sel["order"],
+                          sel.get("seed", spec.seed), num_train)
+            info = {"teacher_samples": int(mask.sum()), "samples": num_train}
+            if stored is not None:
+                info.update(scores_key=stored.key, estimator_info=stored.info, score_seconds=stored.seconds,
+                            teacher_correct_in_dt=float(stored.teacher_correct[mask].double().mean()),
+                            teacher_correct_in_ds=float(stored.teacher_correct[~mask].double().mean())
+                            if (~mask).any() else None)
+        revision, config = None, RevisionLossConfig()
+        if spec.revision is not None:
+            rev = spec.revision
+            revision = self.registry.get("revision", rev["name"]).factory(**rev["params"])
+            config = RevisionLossConfig(rev["lambda1"], rev["lambda2"], rev["reduction"], rev["temperature"])
+        return Supervision(mask, revision, config), info
 
     # -- runs -----------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunOutcome:
@@ -185,9 +255,10 @@ class Worker:
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.device,
                               checkpoint_every=self.options.checkpoint_every,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
+        supervision, selection_info = self.supervision(spec, data.num_train)
         resume = self.store.run_dir(spec) / RESUME
-        outcome = train(student, method, data, config, teacher=teacher, resume_path=resume,
-                        reporter=make_reporter(self.options.quiet))
+        outcome = train(student, method, data, config, teacher=teacher, supervision=supervision,
+                        resume_path=resume, reporter=make_reporter(self.options.quiet))
         best = outcome.best
         return {
             "status": "finished",
@@ -206,6 +277,7 @@ class Worker:
             "best_epoch": best["epoch"],
             "teacher_top1": teacher_record["test_top1"] if teacher_record else None,
             "teacher_key": spec.teacher.key if spec.teacher else None,
+            "selection": selection_info,
             "metrics": outcome.epochs,
             "wall_time_s": outcome.wall_time_s,
             "train_images_per_s": outcome.train_images_per_s,

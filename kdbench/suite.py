@@ -33,11 +33,53 @@ class ComponentEntry(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class SelectionEntry(BaseModel):
+    """Data Selection: score with ``estimator``, send ``fraction`` of the samples to the teacher (D_t)."""
+
+    model_config = ConfigDict(extra="forbid")
+    estimator: str = "influence"
+    params: dict[str, Any] = Field(default_factory=dict)
+    fraction: float = Field(0.8, gt=0, le=1)
+    # highest / lowest scores go to D_t, or a random subset; default: the estimator's own direction
+    order: Literal["highest", "lowest", "random"] | None = None
+
+
+class RevisionEntry(BaseModel):
+    """Label Revision with the paper's loss, Eq. (11)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "paper"
+    params: dict[str, Any] = Field(default_factory=dict)
+    lambda1: float = Field(1.0, ge=0)
+    lambda2: float = Field(1.0, ge=0)
+    reduction: Literal["mean", "sum"] = "mean"
+    temperature: float = Field(1.0, gt=0)
+
+
+def _shorthand(key: str) -> Any:
+    """``selection: influence`` / ``revision: paper`` / ``revision: true`` stand for the full mapping."""
+
+    def convert(value: Any) -> Any:
+        if value is True:
+            return {}
+        return {key: value} if isinstance(value, str) else value
+
+    return convert
+
+
 class MethodEntry(ComponentEntry):
     label: str | None = None
+    selection: SelectionEntry | None = None
+    revision: RevisionEntry | None = None
+
+    _selection_shorthand = field_validator("selection", mode="before")(_shorthand("estimator"))
+    _revision_shorthand = field_validator("revision", mode="before")(_shorthand("name"))
 
     def display(self) -> str:
-        return self.label or self.name
+        if self.label:
+            return self.label
+        extras = (["LR"] if self.revision else []) + (["DS"] if self.selection else [])
+        return "+".join([self.name, *extras])
 
 
 class PairEntry(BaseModel):
@@ -48,8 +90,11 @@ class PairEntry(BaseModel):
 
 
 class TableOptions(BaseModel):
+    """How ``kdbench tables`` renders the suite: which paper layout (None: recognised from the records)."""
+
     model_config = ConfigDict(extra="forbid")
     metric: Literal["best", "last"] = "best"
+    layout: Literal["method_pair", "selection", "ablation", "lambda", "eta"] | None = None
 
 
 class SuiteFile(BaseModel):
@@ -208,6 +253,8 @@ def expand(suite: Suite, registry: Registry) -> Plan:
                 resolve = getattr(comp.factory, "resolve_params", None)
                 params = resolve(params, info) if resolve else params
                 student = registry.get("model", pair.student)
+                selection = _selection(suite, registry, j, entry, comp, dataset, seed)
+                revision = _revision(suite, registry, j, entry, comp)
                 spec = RunSpec(
                     suite=suite.name,
                     label=entry.display(),
@@ -218,9 +265,62 @@ def expand(suite: Suite, registry: Registry) -> Plan:
                     recipe=cfg.recipe.resolved(pair.student),
                     seed=seed,
                     teacher=pair_teachers[i] if uses_teacher else None,
+                    selection=selection,
+                    revision=revision,
                     plugin_files=suite.plugin_files,
                     order=(i, j),
                 )
                 runs.setdefault(spec.key, spec)
     return Plan(suite=suite, teachers=list(teachers.values()), runs=list(runs.values()))
 
+
+
+def _selection(
+    suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Any, dataset: ComponentRef, seed: int
+) -> dict[str, Any] | None:
+    """The resolved Data Selection of a method entry, checked against the rules of METHODS.md §7."""
+    sel = entry.selection
+    if sel is None:
+        return None
+    where = suite.where("methods", j, "selection")
+    if not getattr(method.factory, "uses_teacher", True):
+        raise KdbenchError(f"{where}: Data Selection splits samples between teacher and ground truth; "
+                           f"method {entry.name!r} uses no teacher")
+    if sel.order == "random":  # the scores play no part: no estimator, a seeded random subset
+        return {"estimator": None, "fraction": sel.fraction, "order": "random", "seed": seed}
+    comp = registry.get_at(suite.where("methods", j, "selection", "estimator"), "estimator", sel.estimator)
+    params = comp.resolve(sel.params, where)
+    if "seed" in params and params["seed"] is None:
+        params["seed"] = seed  # a seeded estimator left unseeded follows the run's seed
+    try:
+        instance = comp.factory(**params)  # validates values before anything trains
+    except KdbenchError as exc:
+        raise KdbenchError(f"{where}: {exc}") from None
+    if getattr(instance, "needs_validation", False) and not dataset.params.get("val_fraction"):
+        raise KdbenchError(f"{where}: estimator {sel.estimator!r} needs a validation split: "
+                           "set the dataset's params.val_fraction")
+    order = sel.order or ("highest" if getattr(comp.factory, "higher_to_teacher", True) else "lowest")
+    estimator = ComponentRef(sel.estimator, params, comp.version).identity()
+    return {"estimator": estimator, "fraction": sel.fraction, "order": order}
+
+
+def _revision(suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Any) -> dict[str, Any] | None:
+    """The resolved Label Revision of a method entry, checked against the rules of METHODS.md §7."""
+    rev = entry.revision
+    if rev is None:
+        return None
+    where = suite.where("methods", j, "revision")
+    if not getattr(method.factory, "uses_teacher", True):
+        raise KdbenchError(f"{where}: Label Revision revises the teacher's predictions; "
+                           f"method {entry.name!r} uses no teacher")
+    if getattr(method.factory, "owns_logit_loss", False):
+        raise KdbenchError(f"{where}: method {entry.name!r} has a logit loss of its own, which Label Revision "
+                           "would replace; the paper combines such methods with Data Selection only (METHODS.md §7)")
+    comp = registry.get_at(suite.where("methods", j, "revision", "name"), "revision", rev.name)
+    params = comp.resolve(rev.params, where)
+    try:
+        comp.factory(**params)  # validates values (e.g. η < 1) before anything trains
+    except KdbenchError as exc:
+        raise KdbenchError(f"{where}: {exc}") from None
+    return {**ComponentRef(rev.name, params, comp.version).identity(), "lambda1": rev.lambda1,
+            "lambda2": rev.lambda2, "reduction": rev.reduction, "temperature": rev.temperature}

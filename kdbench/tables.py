@@ -20,16 +20,19 @@ SCRATCH_METHOD = "ce"
 
 
 def results_frame(directory: str | Path) -> pd.DataFrame:
-    """One row per finished run below ``directory``."""
+    """One row per finished run below ``directory``, with Data Selection / Label Revision flattened."""
     rows = []
     for r in iter_records(directory):
-        order = r.get("spec", {}).get("order", [0, 0])
+        spec = r.get("spec", {})
+        order = spec.get("order", [0, 0])
+        selection, revision = spec.get("selection") or {}, spec.get("revision") or {}
         rows.append(
             {
                 "suite": r["suite"],
                 "key": r["key"],
                 "label": r["label"],
                 "method": r["method"],
+                "method_params": spec.get("method", {}).get("params", {}),
                 "teacher": r.get("teacher"),
                 "student": r["student"],
                 "seed": r["seed"],
@@ -40,6 +43,15 @@ def results_frame(directory: str | Path) -> pd.DataFrame:
                 "train_images_per_s": r.get("train_images_per_s"),
                 "pair_order": order[0],
                 "method_order": order[1],
+                "ds": bool(selection),
+                "ds_estimator": (selection.get("estimator") or {}).get("name") if selection else None,
+                "ds_fraction": selection.get("fraction") if selection else None,
+                "ds_order": selection.get("order") if selection else None,
+                "lr": bool(revision),
+                "lr_name": revision.get("name") if revision else None,
+                "lr_eta": revision.get("params", {}).get("eta") if revision else None,
+                "lr_lambda1": revision.get("lambda1") if revision else None,
+                "lr_lambda2": revision.get("lambda2") if revision else None,
             }
         )
     return pd.DataFrame(rows)
@@ -107,23 +119,49 @@ def method_pair_table(frame: pd.DataFrame, metric: str = "best", title: str = ""
         else f"{metric} top-1 accuracy (%), mean ± std over {int(seeds.max()) if len(seeds) else 0} seed(s)"
     )
     heading = f"### {title}\n\n" if title else ""
-    markdown = heading + grid.to_markdown() + f"\n\n{note}; derived from {len(frame)} run records.\n"
+    body = grid.to_markdown(disable_numparse=True)  # keep "73.00" as written, not re-parsed to 73
+    markdown = heading + body + f"\n\n{note}; derived from {len(frame)} run records.\n"
     return Table(markdown=markdown, tidy=tidy_df)
 
 
-def write_suite_tables(raw_dir: str | Path, out_dir: str | Path, metric: str = "best") -> tuple[Table, list[Path]]:
-    """Render a suite's table from its records and write ``table.md`` and ``table.csv``."""
+SUITE_FILE = "suite.json"  # the suite's table options, saved beside its records by `kdbench run`
+
+
+def render(frame: pd.DataFrame, metric: str = "best", layout: str | None = None, title: str = "") -> tuple[str, Table]:
+    """The table in ``layout`` (a paper layout or "method_pair"); recognised from the records when None."""
+    from kdbench.paper_tables import LAYOUTS, detect_layout
+
+    layout = layout or detect_layout(frame)
+    if layout == "method_pair":
+        return layout, method_pair_table(frame, metric=metric, title=title)
+    table = LAYOUTS[layout](frame, metric=metric)
+    heading = f"### {title}\n\n" if title else ""
+    return layout, Table(markdown=heading + table.markdown, tidy=table.tidy)
+
+
+def write_suite_tables(
+    raw_dir: str | Path, out_dir: str | Path, metric: str | None = None, layout: str | None = None
+) -> tuple[Table, list[Path]]:
+    """Render a suite's table from its records and write ``table.md``, ``table.csv`` and ``runs.csv``.
+
+    Metric and layout default to what the suite file asked for (saved as ``suite.json`` beside the
+    records), then to best top-1 and the layout recognised from the records.
+    """
+    import json
+
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     frame = results_frame(raw_dir)
     if frame.empty:
         from kdbench.errors import KdbenchError
 
         raise KdbenchError(f"no finished run records under {raw_dir}")
+    saved = json.loads((raw_dir / SUITE_FILE).read_text()) if (raw_dir / SUITE_FILE).is_file() else {}
+    metric = metric or saved.get("table", {}).get("metric") or "best"
+    layout = layout or saved.get("table", {}).get("layout")
     suite = str(frame["suite"].iloc[0])
-    table = method_pair_table(frame, metric=metric, title=f"{suite}: {metric} top-1 (%)")
-    md, csv = out_dir / "table.md", out_dir / "table.csv"
+    layout, table = render(frame, metric, layout, title=f"{suite}: {metric} top-1 (%)")
+    md, csv, runs = out_dir / "table.md", out_dir / "table.csv", out_dir / "runs.csv"
     atomic_write_bytes(md, table.markdown.encode())
     atomic_write_bytes(csv, table.tidy.to_csv(index=False).encode())
-    runs = out_dir / "runs.csv"
-    atomic_write_bytes(runs, frame.to_csv(index=False).encode())
+    atomic_write_bytes(runs, frame.drop(columns=["method_params"]).to_csv(index=False).encode())
     return table, [md, csv, runs]

@@ -46,16 +46,21 @@ def test_quickstart_through_the_cli(tmp_path):
     proc = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "results"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     recs = records(tmp_path / "results")
-    assert sorted(r["label"] for r in recs.values()) == ["ce", "kd", "mse_kd"]
+    assert sorted(r["label"] for r in recs.values()) == ["ce", "kd", "kd+DS", "kd+LR", "kd+LR+DS", "mse_kd"]
     for r in recs.values():
         assert r["status"] == "finished" and len(r["metrics"]) == 1
         assert r["spec"]["recipe"]["epochs"] == 1 and r["environment"]["torch"]
         assert 0 <= r["best_top1"] <= 100 and r["wall_time_s"] > 0
         assert "git_revision" in r
     kd = next(r for r in recs.values() if r["label"] == "kd")
-    assert kd["teacher"] == "resnet20" and kd["teacher_top1"] is not None
+    assert kd["teacher"] == "resnet20" and kd["teacher_top1"] is not None and kd["selection"] is None
+    ours = next(r for r in recs.values() if r["label"] == "kd+LR+DS")
+    assert ours["selection"]["teacher_samples"] == round(0.8 * ours["selection"]["samples"])
+    assert ours["selection"]["estimator_info"]["solver"] == "exact"
+    assert {"loss_ce", "loss_lr_right", "loss_lr_wrong"} <= set(ours["metrics"][0])
+    assert ours["spec"]["revision"]["params"] == {"eta": 0.8}
     table = (tmp_path / "results" / "quickstart" / "table.md").read_text()
-    for row in ("Teacher", "Student (scratch)", "kd", "mse_kd", "resnet20 → resnet8"):
+    for row in ("Teacher", "Student (scratch)", "kd", "mse_kd", "kd+LR+DS", "resnet20 → resnet8"):
         assert row in table and row in proc.stdout
     csv = (tmp_path / "results" / "quickstart" / "table.csv").read_text()
     assert csv.splitlines()[0] == "row,pair,metric,mean,std,n"
@@ -63,7 +68,7 @@ def test_quickstart_through_the_cli(tmp_path):
     # a second run finds everything done and recomputes nothing
     before = {k: (tmp_path / "results/raw/quickstart" / k / "record.json").read_bytes() for k in recs}
     again = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "results"), cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.count("skipped") == 3
+    assert again.returncode == 0 and again.stdout.count("skipped") == 6
     assert before == {k: (tmp_path / "results/raw/quickstart" / k / "record.json").read_bytes() for k in recs}
 
     # tables regenerate from the records alone
@@ -76,7 +81,7 @@ def test_dry_run_lists_without_training(tmp_path, capsys):
     suite = reduced_quickstart(tmp_path, seeds=[0, 1])
     assert main(["run", str(suite), "--dry-run", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "6 runs, 0 already finished; 1 teacher(s)" in out
+    assert "12 runs, 0 already finished; 1 teacher(s)" in out
     assert not (tmp_path / "r").exists()
 
 
@@ -128,7 +133,7 @@ def test_interrupted_run_resumes_and_keeps_finished_records(tmp_path, monkeypatc
 
     monkeypatch.setattr(runner.Worker, "_train", real_train)
     assert main(["run", str(suite), "--quiet", "--results", str(results)]) == 0
-    assert len(records(results)) == 3
+    assert len(records(results)) == 6
     assert kept == {k: (results / "raw/quickstart" / k / "record.json").read_bytes() for k in first}
 
 
@@ -207,3 +212,22 @@ def test_teacher_train_then_list_then_reuse(tmp_path, capsys):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner.Worker, "train_teacher", no_teacher_training)
         assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
+
+
+def test_score_writes_csv_and_histogram(tmp_path, capsys):
+    import pandas as pd
+
+    suite = reduced_quickstart(tmp_path)
+    out = tmp_path / "scores"
+    args = ["score", str(suite), "--estimator", "influence", "--param", "score=self", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "influence scored 1437 samples in" in printed and "higher scores go to the teacher" in printed
+    (csv,) = out.glob("influence-resnet20-*.csv")
+    frame = pd.read_csv(csv)
+    assert list(frame.columns) == ["index", "label", "score", "teacher_correct"] and len(frame) == 1437
+    assert frame["score"].notna().all() and (frame["score"] >= 0).all()  # self-influence is a quadratic form
+    png = csv.with_suffix(".png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert main(args) == 0 and "influence scored" in capsys.readouterr().out  # cached: same answer
+    assert main(["score", str(suite), "--estimator", "influence", "--param", "solver"]) == 2

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kdbench_plugins.methods.logit import CrossEntropy, HintonKD
 
 from kdbench.datasets import make_synthetic
-from kdbench.engine import EngineConfig, TrainingDiverged, build_method_context, combine_loss, train
+from kdbench.engine import EngineConfig, TrainingDiverged, build_method_context, train
 from kdbench.methods import DistillationMethod, LossTerms, PairInfo
 from kdbench.models import CIFAR_MODELS
 from kdbench.recipe import Recipe
+from kdbench.supervision import Supervision, combine_loss
+from kdbench_plugins.methods.logit import CrossEntropy, HintonKD
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,10 @@ def test_teacher_gets_no_gradient_and_stays_in_eval(data):
 def test_distill_mask_routes_samples(data):
     teacher = fixed_teacher(data)
     none_distilled, _ = run(data, HintonKD(), epochs=1, teacher=teacher,
-                            distill_mask=torch.zeros(data.num_train, dtype=torch.bool))
+                            supervision=Supervision(torch.zeros(data.num_train, dtype=torch.bool)))
     plain_ce, _ = run(data, CrossEntropy(), epochs=1)
     all_distilled, _ = run(data, HintonKD(), epochs=1, teacher=teacher,
-                           distill_mask=torch.ones(data.num_train, dtype=torch.bool))
+                           supervision=Supervision(torch.ones(data.num_train, dtype=torch.bool)))
     kd, _ = run(data, HintonKD(), epochs=1, teacher=teacher)
     key = "fc.weight"
     assert torch.allclose(none_distilled.state_dict()[key], plain_ce.state_dict()[key], atol=1e-6)

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from kdbench_plugins.methods.logit import CrossEntropy, HintonKD, MSELogitKD
 
 from kdbench.methods import StepInputs
+from kdbench_plugins.methods.logit import CrossEntropy, HintonKD, MSELogitKD
 
 
 def softmax(z, T=1.0):

@@ -1,0 +1,198 @@
+"""Built-in estimators: registration, the common contract, TracIn, random and the cheap controls by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import pytest
+import torch
+
+from kdbench.errors import KdbenchError
+from kdbench.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
+from kdbench.plugins import load_registry
+from kdbench_plugins.estimators import builtin
+
+F64 = torch.float64
+BUILTIN = {"influence", "random", "tracin", "knn-shapley", "el2n", "margin", "loss", "teacher-correct"}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(plugins=[builtin], entry_points=False)
+
+
+def split(n: int, c: int, d: int, seed: int) -> SplitOutputs:
+    g = torch.Generator().manual_seed(seed)
+    return SplitOutputs(
+        features=torch.randn(n, d, generator=g, dtype=F64),
+        logits=2.0 * torch.randn(n, c, generator=g, dtype=F64),
+        labels=torch.randint(0, c, (n,), generator=g),
+    )
+
+
+def inputs(n: int = 40, c: int = 3, d: int = 4, checkpoints: int = 2, with_val: bool = True) -> ScoringInputs:
+    train = split(n, c, d, seed=0)
+    ckpts = tuple(
+        CheckpointOutputs(
+            epoch=10 * (t + 1),
+            lr=0.1 / (t + 1),
+            train=split(n, c, d, seed=100 + t),
+            head_weight=torch.zeros(c, d, dtype=F64),
+            head_bias=torch.zeros(c, dtype=F64),
+        )
+        for t in range(checkpoints)
+    )
+    return ScoringInputs(
+        train=train,
+        head_weight=torch.zeros(c, d, dtype=F64),
+        head_bias=torch.zeros(c, dtype=F64),
+        weight_decay=5e-4,
+        val=split(15, c, d, seed=1) if with_val else None,
+        checkpoints=ckpts,
+        seed=7,
+    )
+
+
+def test_every_builtin_is_registered_through_the_hook(registry):
+    assert set(registry.names("estimator")) == BUILTIN
+    influence = registry.get("estimator", "influence")
+    assert influence.parameters()["solver"] == "auto" and influence.parameters()["score"] == "param_norm"
+    assert influence.parameters()["damping"] is None
+    assert registry.get("estimator", "knn-shapley").parameters() == {"k": 5}
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_conformance(registry, name):
+    estimator = registry.get("estimator", name).create()
+    assert isinstance(estimator, DataValueEstimator)
+    assert isinstance(type(estimator).higher_to_teacher, bool)
+    data = inputs()
+    out = estimator.score(data)
+    assert isinstance(out, Scores)
+    assert out.values.shape == (data.train.num_samples,) and out.values.dtype == F64
+    assert bool(torch.isfinite(out.values).all())
+    json.dumps(out.info)  # recorded with every run
+
+
+def test_directions():
+    assert builtin.Margin.higher_to_teacher is False
+    for cls in (
+        builtin.Influence,
+        builtin.RandomScores,
+        builtin.TracIn,
+        builtin.KnnShapley,
+        builtin.EL2N,
+        builtin.Loss,
+        builtin.TeacherCorrect,
+    ):
+        assert cls.higher_to_teacher is True
+    assert builtin.KnnShapley.needs_validation and builtin.TracIn.needs_checkpoints
+
+
+def test_knn_shapley_without_validation_split_is_a_user_error():
+    with pytest.raises(KdbenchError, match="knn-shapley needs a validation split: set the dataset's val_fraction"):
+        builtin.KnnShapley().score(inputs(with_val=False))
+    with pytest.raises(KdbenchError):
+        builtin.KnnShapley(k=0)
+
+
+# ------------------------------------------------------------------------------------------------ TracIn
+
+
+def grad_norm_sq_by_hand(s: SplitOutputs, i: int) -> float:
+    z = s.logits[i].tolist()
+    m = max(z)
+    e = [math.exp(v - m) for v in z]
+    p = [v / sum(e) for v in e]
+    y = int(s.labels[i])
+    delta_sq = sum((p[c] - (c == y)) ** 2 for c in range(len(p)))
+    h_sq = sum(v * v for v in s.features[i].tolist()) + 1.0
+    return delta_sq * h_sq
+
+
+def test_tracin_is_lr_weighted_sum_of_head_gradient_norms():
+    data = inputs(n=5, checkpoints=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # three checkpoints: no degeneracy warning
+        out = builtin.TracIn().score(data)
+    expected = [sum(ck.lr * grad_norm_sq_by_hand(ck.train, i) for ck in data.checkpoints) for i in range(5)]
+    torch.testing.assert_close(out.values, torch.tensor(expected, dtype=F64), rtol=1e-12, atol=0)
+    assert out.info["num_checkpoints"] == 3 and out.info["epochs"] == [10, 20, 30]
+
+
+@pytest.mark.parametrize("checkpoints", [0, 1])
+def test_tracin_with_at_most_one_checkpoint_warns_it_is_grand(checkpoints):
+    data = inputs(n=5, checkpoints=checkpoints)
+    with pytest.warns(UserWarning, match="GraNd"):
+        out = builtin.TracIn().score(data)
+    source, lr = (data.checkpoints[0].train, data.checkpoints[0].lr) if checkpoints else (data.train, 1.0)
+    expected = [lr * grad_norm_sq_by_hand(source, i) for i in range(5)]
+    torch.testing.assert_close(out.values, torch.tensor(expected, dtype=F64), rtol=1e-12, atol=0)
+    assert out.info["num_checkpoints"] == checkpoints
+
+
+# ------------------------------------------------------------------------------------------------ controls
+
+
+def hand_example() -> ScoringInputs:
+    """Two classes and three samples with logits chosen so p is easy: p = softmax([log 3, 0]) = [0.75, 0.25]."""
+    ln3 = math.log(3.0)
+    train = SplitOutputs(
+        features=torch.zeros(3, 2, dtype=F64),
+        logits=torch.tensor([[ln3, 0.0], [ln3, 0.0], [0.0, 0.0]], dtype=F64),
+        labels=torch.tensor([0, 1, 1]),
+    )
+    return ScoringInputs(
+        train=train, head_weight=torch.zeros(2, 2, dtype=F64), head_bias=torch.zeros(2, dtype=F64), weight_decay=0.0
+    )
+
+
+def test_controls_by_hand():
+    data = hand_example()
+    # δ: [−0.25, 0.25], [0.75, −0.75], [0.5, −0.5]
+    torch.testing.assert_close(
+        builtin.EL2N().score(data).values, torch.tensor([0.25, 0.75, 0.5], dtype=F64) * math.sqrt(2), rtol=1e-14, atol=0
+    )
+    torch.testing.assert_close(
+        builtin.Margin().score(data).values, torch.tensor([0.5, -0.5, 0.0], dtype=F64), rtol=0, atol=1e-15
+    )
+    torch.testing.assert_close(
+        builtin.Loss().score(data).values,
+        torch.tensor([-math.log(0.75), -math.log(0.25), math.log(2.0)], dtype=F64),
+        rtol=1e-14,
+        atol=0,
+    )
+    torch.testing.assert_close(
+        builtin.TeacherCorrect().score(data).values, torch.tensor([1.0, 0.0, 0.0], dtype=F64), rtol=0, atol=0
+    )
+
+
+def test_random_is_deterministic_per_seed_and_differs_across_seeds():
+    data = inputs(n=100)
+    a, b = builtin.RandomScores(seed=3).score(data), builtin.RandomScores(seed=3).score(data)
+    torch.testing.assert_close(a.values, b.values, rtol=0, atol=0)
+    assert not torch.equal(a.values, builtin.RandomScores(seed=4).score(data).values)
+    default = builtin.RandomScores().score(data)
+    assert default.info["seed"] == data.seed == 7
+    torch.testing.assert_close(default.values, builtin.RandomScores(seed=7).score(data).values, rtol=0, atol=0)
+    assert bool(((a.values >= 0) & (a.values < 1)).all())
+
+
+def test_inconsistent_shapes_are_user_errors():
+    data = inputs()
+    bad = ScoringInputs(
+        train=SplitOutputs(features=data.train.features, logits=data.train.logits[:-1], labels=data.train.labels),
+        head_weight=data.head_weight,
+        head_bias=data.head_bias,
+        weight_decay=5e-4,
+    )
+    with pytest.raises(KdbenchError, match="expected features"):
+        builtin.EL2N().score(bad)
+    with pytest.raises(KdbenchError, match="head weight"):
+        builtin.Influence().score(
+            ScoringInputs(
+                train=data.train, head_weight=torch.zeros(5, 5, dtype=F64), head_bias=data.head_bias, weight_decay=5e-4
+            )
+        )
