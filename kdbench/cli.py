@@ -10,12 +10,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from rich.console import Console
 from rich.table import Table as RichTable
 
 from kdbench.errors import KdbenchError
 from kdbench.registry import KINDS, REQUIRED
+from kdbench.suite import TableLayout
+
+LAYOUT_NAMES = list(get_args(TableLayout))
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("raw_dir", help="e.g. results/raw/quickstart")
     tables.add_argument("--metric", choices=["best", "last"], default=None,
                         help="best- or last-epoch top-1 (default: the suite's choice, else best)")
-    tables.add_argument("--layout", default=None, choices=["method_pair", "selection", "ablation", "lambda", "eta"],
+    tables.add_argument("--layout", default=None, choices=LAYOUT_NAMES,
                         help="table layout (default: the suite's choice, else recognised from the records)")
     tables.add_argument("--out", default=None, metavar="DIR", help="default: <results>/<suite>/")
 

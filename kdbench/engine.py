@@ -143,6 +143,7 @@ def build_method_context(
             feature_shapes(teacher, image_size, channels) if needs_feats and teacher is not None else []
         ),
         teacher_classifier=classifier_of(teacher) if teacher is not None else None,
+        train_labels=data.train_labels,
     )
 
 

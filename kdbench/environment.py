@@ -13,7 +13,10 @@ import kdbench
 
 
 def git_revision(path: Path | None = None) -> str | None:
-    """``<sha>`` or ``<sha>-dirty`` of the checkout kdbench runs from; None outside a checkout."""
+    """``<sha>`` or ``<sha>-dirty`` of the checkout kdbench runs from; None outside a checkout.
+
+    Only code counts: changes under ``results/`` (the records being written) do not make it dirty.
+    """
     where = path or Path(kdbench.__file__).resolve().parent
     try:
         sha = subprocess.run(
@@ -22,7 +25,7 @@ def git_revision(path: Path | None = None) -> str | None:
         if sha.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results"],
             cwd=where, capture_output=True, text=True, timeout=10,
         )
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

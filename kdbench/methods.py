@@ -45,7 +45,8 @@ class MethodContext:
     epochs: int
     student_feature_shapes: list[tuple[int, ...]] = field(default_factory=list)
     teacher_feature_shapes: list[tuple[int, ...]] = field(default_factory=list)
-    teacher_classifier: nn.Linear | None = None
+    teacher_classifier: nn.Linear | None = None  # frozen: keep it out of the method's own parameters
+    train_labels: Tensor | None = None  # labels of the training split by dataset index (e.g. CRD's negatives)
 
 
 @dataclass

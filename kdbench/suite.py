@@ -89,12 +89,15 @@ class PairEntry(BaseModel):
     checkpoint: str | None = None  # a RepDistiller/mdistiller checkpoint of the teacher
 
 
+TableLayout = Literal["method_pair", "selection", "ablation", "lambda", "eta", "vanilla", "oa_lda"]
+
+
 class TableOptions(BaseModel):
     """How ``kdbench tables`` renders the suite: which paper layout (None: recognised from the records)."""
 
     model_config = ConfigDict(extra="forbid")
     metric: Literal["best", "last"] = "best"
-    layout: Literal["method_pair", "selection", "ablation", "lambda", "eta"] | None = None
+    layout: TableLayout | None = None
 
 
 class SuiteFile(BaseModel):

@@ -129,12 +129,12 @@ SUITE_FILE = "suite.json"  # the suite's table options, saved beside its records
 
 def render(frame: pd.DataFrame, metric: str = "best", layout: str | None = None, title: str = "") -> tuple[str, Table]:
     """The table in ``layout`` (a paper layout or "method_pair"); recognised from the records when None."""
-    from kdbench.paper_tables import LAYOUTS, detect_layout
+    from kdbench import comparison_tables, paper_tables
 
-    layout = layout or detect_layout(frame)
+    layout = layout or paper_tables.detect_layout(frame)
     if layout == "method_pair":
         return layout, method_pair_table(frame, metric=metric, title=title)
-    table = LAYOUTS[layout](frame, metric=metric)
+    table = {**paper_tables.LAYOUTS, **comparison_tables.LAYOUTS}[layout](frame, metric=metric)
     heading = f"### {title}\n\n" if title else ""
     return layout, Table(markdown=heading + table.markdown, tidy=table.tidy)
 
@@ -164,4 +164,11 @@ def write_suite_tables(
     atomic_write_bytes(md, table.markdown.encode())
     atomic_write_bytes(csv, table.tidy.to_csv(index=False).encode())
     atomic_write_bytes(runs, frame.drop(columns=["method_params"]).to_csv(index=False).encode())
-    return table, [md, csv, runs]
+    written = [md, csv, runs]
+    from kdbench.plots import time_accuracy_png
+
+    for (teacher, student), _ in frame[frame["teacher"].notna()].groupby(["teacher", "student"], sort=False):
+        png = out_dir / f"time_accuracy_{teacher}_{student}.png"
+        atomic_write_bytes(png, time_accuracy_png(frame, teacher, student, metric))
+        written.append(png)
+    return table, written

@@ -8,16 +8,23 @@ import pytest
 import yaml
 
 from kdbench.cli import main
+from kdbench.plugins import load_registry
 from kdbench.suite import expand, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 TWINS = {
     # suite: (runs at one seed, text that must appear in the rendered table)
     "digits_selection": (10, ["Baseline Acc", "Random", "Lowest", "Highest"]),
-    "digits_ablation": (5, ["KD", "(MSE)", "✓", "×"]),
+    "digits_ablation": (9, ["KD", "PKT", "(MSE)", "✓", "×"]),
     "digits_lambda": (18, ["Baseline", "λ1", "λ2"]),
     "digits_eta": (9, ["Baseline", "ptmax", "pttar"]),
+    "digits_vanilla": (8 + 4, ["Teacher", "Student", "Vanilla KD", "Our", "Δ"]),
+    "digits_similar": (2 * 18, ["Logits", "Features", "OA", "LDA", "Δ", "SemCKD", "DKD"]),
+    "digits_different": (18, ["Logits", "Features", "OA", "LDA", "Δ", "ShuffleV2"]),
 }
+# MobileNetV2 and ShuffleNet downsample 16×: they need at least 16 px
+IMAGE_SIZE = {"digits_vanilla": 16, "digits_different": 16}
+FIRST_PAIR_ONLY = {"digits_different"}  # keeps the test suite fast; the second pair has the same methods
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +35,12 @@ def shared_home(tmp_path_factory):
 
 def reduced(name: str, tmp_path: Path) -> Path:
     suite = yaml.safe_load((ROOT / "suites" / f"{name}.yaml").read_text())
-    suite["dataset"]["params"]["image_size"] = 8
+    suite["dataset"]["params"]["image_size"] = IMAGE_SIZE.get(name, 8)
     suite["recipe"].update(epochs=1, milestones=[])
     suite["teacher_recipe"] = {"epochs": 2, "milestones": []}
     suite["seeds"] = [0]
+    if name in FIRST_PAIR_ONLY:
+        suite["pairs"] = suite["pairs"][:1]
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False, allow_unicode=True))
     return path
@@ -56,11 +65,29 @@ def test_twin_runs_and_renders_its_paper_table(name, tmp_path, shared_home, monk
     assert (tmp_path / "r" / name / "table.md").read_text() == table
 
 
-@pytest.mark.parametrize("name", ["selection", "ablation", "lambda", "eta"])
+@pytest.mark.parametrize("name", ["selection", "ablation", "lambda", "eta", "vanilla", "similar", "different"])
 def test_cifar_suites_mirror_their_twins(name, registry):
     cifar = expand(load_suite(ROOT / "suites" / f"cifar100_{name}.yaml"), registry)
     twin = expand(load_suite(ROOT / "suites" / f"digits_{name}.yaml"), registry)
-    assert [r.label for r in cifar.runs] == [r.label for r in twin.runs]
-    assert {r.pair for r in cifar.runs} == {"resnet32x4 → resnet8x4"}
+    assert [r.label for r in cifar.runs if r.pair == cifar.runs[0].pair] == [
+        r.label for r in twin.runs if r.pair == twin.runs[0].pair
+    ]
     assert all(r.recipe["epochs"] == 240 for r in cifar.runs)
-    assert len(cifar.runs) == 3 * TWINS[f"digits_{name}"][0]
+    if name in ("selection", "ablation", "lambda", "eta"):
+        assert {r.pair for r in cifar.runs} == {"resnet32x4 → resnet8x4"}
+        assert len(cifar.runs) == 3 * TWINS[f"digits_{name}"][0]
+
+
+def test_similar_dry_run_lists_the_table_v_cross_product(capsys):
+    """5 pairs × 9 methods × 2 variants (OA, LDA) × 3 seeds."""
+    assert main(["run", str(ROOT / "suites" / "cifar100_similar.yaml"), "--dry-run"]) == 0
+    assert "270 runs, 0 already finished" in capsys.readouterr().out
+    plan = expand(load_suite(ROOT / "suites" / "cifar100_similar.yaml"), load_registry())
+    assert len({r.method.name for r in plan.runs}) == 9 and len({r.pair for r in plan.runs}) == 5
+    lda = [r for r in plan.runs if r.selection or r.revision]
+    assert len(lda) == 135
+    # §7: logit methods get DS only, feature methods LR + DS
+    assert all(r.revision is None for r in lda if r.method.name in ("kd", "dkd", "ctkd", "dtd_la"))
+    assert all(r.revision and r.selection for r in lda if r.method.name not in ("kd", "dkd", "ctkd", "dtd_la"))
+    dkd = {r.pair: r.method.params["beta"] for r in plan.runs if r.method.name == "dkd"}
+    assert dkd["resnet56 → resnet20"] == 2 and dkd["vgg13 → vgg8"] == 6 and dkd["resnet32x4 → resnet8x4"] == 8

@@ -52,6 +52,7 @@ def test_table_cells_by_hand(tmp_path):
 def test_written_tables(tmp_path):
     record(tmp_path, "kd", "kd", "resnet20", "resnet8", 0, 90.0, 89.0, 95.0)
     table, paths = write_suite_tables(tmp_path / "raw" / "s", tmp_path / "s")
-    assert [p.name for p in paths] == ["table.md", "table.csv", "runs.csv"]
+    assert [p.name for p in paths] == ["table.md", "table.csv", "runs.csv", "time_accuracy_resnet20_resnet8.png"]
+    assert paths[-1].read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "s" / "table.md").read_text() == table.markdown
     assert "kd,resnet20 → resnet8,best top-1 (%),90.0" in (tmp_path / "s" / "table.csv").read_text()

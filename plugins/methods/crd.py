@@ -1,0 +1,271 @@
+"""CRD: contrastive representation distillation (Tian, Krishnan, Isola, ICLR 2020).
+
+Tian, Krishnan, Isola, "Contrastive Representation Distillation", ICLR 2020 (arXiv 1910.10699).
+
+Why: KL or L2 matching treats the dimensions of a representation as independent; CRD instead maximises
+a lower bound on the mutual information between teacher and student representations with a contrastive
+objective, so that the student captures the teacher's *structure*: its embedding of a sample must be
+close to the teacher's embedding of the same sample and far from the teacher's embeddings of samples of
+other classes. Large numbers of negatives come from a memory bank instead of a huge batch.
+METHODS.md §4 gives the CIFAR-100 recipe reproduced here: γ = 1 (CE), α = 0 (no KD), β = 0.8.
+
+What is computed, with the pooled features ``fs = feats_s[-1]``, ``ft = feats_t[-1]``:
+
+* Embeddings ``v_s = normalize(W_s fs + b_s)``, ``v_t = normalize(W_t ft + b_t)`` (both Linear d → 128,
+  trained with the student).
+* Two memory banks N × 128 (buffers), ``memory_s`` of student and ``memory_t`` of teacher embeddings by
+  dataset index. Initialised as in the reference: i.i.d. uniform in ``[−1/√(D/3), 1/√(D/3)]`` *without*
+  renormalisation (expected squared norm 1, "unit-ish"); rows become unit vectors once visited.
+* For every sample: K negatives drawn i.i.d. (with replacement, as the reference) uniformly from the
+  training samples of the *other* classes, plus the positive, the sample's own index: contrast indices
+  [B, K+1]. K = ``num_negatives`` capped at the smallest other-class count of any class present.
+  Sampling is vectorised through a per-class index table: dataset indices sorted by class; for an anchor
+  of class c the other-class samples are the sorted positions outside c's block, so a uniform integer
+  ``r`` in ``[0, N − n_c)`` maps to position ``r + n_c·[r ≥ start_c]``. Exact, no rejection loop.
+* Scores in both directions (as in the reference): the student anchor ``v_s`` against the *teacher* bank
+  rows ``memory_t[contrast]`` and the teacher anchor ``v_t`` against the *student* bank rows
+  ``memory_s[contrast]``; so the positive is the bank's (momentum-averaged) embedding of the same sample.
+  ``P = exp(score/τ) / Z`` with τ = 0.07 and Z fixed from the first batch to ``mean(exp(score/τ)) · N``,
+  one Z per direction (buffers ``nce_z_s``, ``nce_z_t``; ≤ 0 means "not fixed yet").
+* NCE loss per direction (noise distribution uniform, ``P_n = 1/N``, ``m = K``):
+  ``−(1/B) Σ_b [ log P_b0/(P_b0 + m·P_n + ε) + Σ_k log m·P_n/(P_bk + m·P_n + ε) ]``, ε = 1e-7; the two
+  directions are summed and weighted by β.
+* After the loss is formed, in training mode only, the banks are updated at the batch's indices:
+  ``normalize(momentum · old + (1 − momentum) · v)`` with v detached (momentum 0.5).
+
+Randomness (bank initialisation, negatives) comes from the method's own ``torch.Generator``, seeded in
+:meth:`CRD.setup` from the global torch RNG, which the runner seeds per run, so trials differ and a run
+is reproducible. Its state is saved with the method's state dict (``get_extra_state``), so a resumed run
+draws the same negatives as an uninterrupted one (on the same device type).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kdbench.errors import KdbenchError
+from kdbench.hookspecs import hookimpl
+from kdbench.methods import (
+    DistillationMethod,
+    LossTerms,
+    MethodContext,
+    StepInputs,
+    cross_entropy_per_sample,
+    upcast,
+)
+
+NCE_EPS = 1e-7
+
+
+def nce_loss(probs: Tensor, num_data: int) -> Tensor:
+    """NCE loss of CRD (Eq. 18 of the paper): column 0 of ``probs`` [B, K+1] is the positive, the rest noise.
+
+    ``probs`` are the unnormalised model probabilities ``exp(score/τ)/Z``; the noise distribution is
+    uniform over the N training samples, and K noise samples are drawn per positive.
+    """
+    batch, m = probs.shape[0], probs.shape[1] - 1
+    m_pn = m / float(num_data)
+    pos = probs[:, 0]
+    neg = probs[:, 1:]
+    log_d1 = torch.log(pos / (pos + m_pn + NCE_EPS))
+    log_d0 = torch.log(m_pn / (neg + m_pn + NCE_EPS))
+    return -(log_d1.sum() + log_d0.sum()) / batch
+
+
+class CRD(DistillationMethod):
+    """CRD (Tian et al., ICLR 2020): NCE between student and teacher embeddings with memory-bank negatives.
+
+    Total loss ``γ·CE + β·(L_NCE(student anchor, teacher bank) + L_NCE(teacher anchor, student bank))``.
+    """
+
+    needs_features = True
+    needs_indices = True
+
+    def __init__(
+        self,
+        beta: float = 0.8,
+        gamma: float = 1.0,
+        feat_dim: int = 128,
+        num_negatives: int = 16384,
+        nce_t: float = 0.07,
+        momentum: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if int(feat_dim) < 1 or int(num_negatives) < 1:
+            raise KdbenchError(f"crd: feat_dim and num_negatives must be positive, got {feat_dim}, {num_negatives}")
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise KdbenchError(f"crd: momentum must lie in [0, 1], got {momentum}")
+        if float(nce_t) <= 0.0:
+            raise KdbenchError(f"crd: nce_t must be positive, got {nce_t}")
+        self.beta, self.gamma = float(beta), float(gamma)
+        self.feat_dim, self.num_negatives = int(feat_dim), int(num_negatives)
+        self.nce_t, self.momentum = float(nce_t), float(momentum)
+        self.num_data = 0
+        self.effective_negatives = 0  # num_negatives capped at what every class can offer; set in setup
+        self._seed = 0
+        self._generator: torch.Generator | None = None
+        self._pending_rng: tuple[str, Tensor] | None = None
+        self.embed_s: nn.Module = nn.Identity()
+        self.embed_t: nn.Module = nn.Identity()
+
+    # -- setup -----------------------------------------------------------------------------------------
+
+    def setup(self, ctx: MethodContext) -> None:
+        if not ctx.student_feature_shapes or not ctx.teacher_feature_shapes:
+            raise KdbenchError("crd needs the pooled features of student and teacher (feats[-1])")
+        if ctx.train_labels is None:
+            raise KdbenchError("crd needs the training labels (MethodContext.train_labels) to draw negatives")
+        labels = torch.as_tensor(ctx.train_labels).detach().to("cpu", torch.long).reshape(-1)
+        num_data = int(ctx.num_train)
+        if labels.numel() != num_data:
+            raise KdbenchError(f"crd: {labels.numel()} training labels for num_train={num_data}")
+        d_s = math.prod(ctx.student_feature_shapes[-1])
+        d_t = math.prod(ctx.teacher_feature_shapes[-1])
+        self.embed_s = nn.Linear(d_s, self.feat_dim)
+        self.embed_t = nn.Linear(d_t, self.feat_dim)
+
+        # Per-class index table for exact, vectorised other-class sampling.
+        num_classes = max(int(ctx.num_classes), int(labels.max()) + 1 if num_data else 0)
+        counts = torch.bincount(labels, minlength=num_classes)
+        present = counts[counts > 0]
+        available = int((num_data - present).min()) if present.numel() else 0
+        if available < 1:
+            raise KdbenchError("crd needs training samples of at least two classes to draw negatives")
+        self.num_data = num_data
+        self.effective_negatives = min(self.num_negatives, available)
+        self.register_buffer("class_of", labels, persistent=False)
+        self.register_buffer("by_class", torch.argsort(labels, stable=True), persistent=False)
+        self.register_buffer("class_count", counts, persistent=False)
+        self.register_buffer("class_start", torch.cumsum(counts, 0) - counts, persistent=False)
+
+        # The method's own random stream, seeded from the (per-run seeded) global RNG.
+        self._seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._generator = torch.Generator().manual_seed(self._seed)
+        stdv = 1.0 / math.sqrt(self.feat_dim / 3.0)
+        for name in ("memory_s", "memory_t"):
+            bank = torch.rand(num_data, self.feat_dim, generator=self._generator) * (2 * stdv) - stdv
+            self.register_buffer(name, bank)
+        self.register_buffer("nce_z_s", torch.tensor(-1.0))
+        self.register_buffer("nce_z_t", torch.tensor(-1.0))
+
+    # -- randomness ------------------------------------------------------------------------------------
+
+    def _generator_on(self, device: torch.device) -> torch.Generator:
+        """The method's generator on ``device`` (made there from the seed on first use, e.g. after ``.to``)."""
+        gen = self._generator
+        if gen is None or gen.device.type != device.type or (
+            device.index is not None and gen.device.index != device.index
+        ):
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self._seed)
+            self._generator = gen
+        if self._pending_rng is not None:
+            device_type, state = self._pending_rng
+            if device_type == gen.device.type:
+                gen.set_state(state)
+            self._pending_rng = None
+        return gen
+
+    def get_extra_state(self) -> dict[str, Any]:
+        gen = self._generator
+        return {
+            "seed": self._seed,
+            "rng_device": gen.device.type if gen is not None else None,
+            "rng_state": gen.get_state() if gen is not None else None,
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._seed = int(state.get("seed", self._seed))
+        self._generator = None
+        if state.get("rng_state") is not None:
+            self._pending_rng = (str(state["rng_device"]), state["rng_state"])
+
+    def sample_negatives(self, indices: Tensor) -> Tensor:
+        """K dataset indices per anchor, i.i.d. uniform over training samples of other classes: [B, K]."""
+        device = self.class_of.device
+        cls = self.class_of[indices]
+        count = self.class_count[cls].unsqueeze(1)
+        start = self.class_start[cls].unsqueeze(1)
+        other = self.num_data - count  # how many samples of other classes, per anchor
+        gen = self._generator_on(device)
+        u = torch.rand(indices.shape[0], self.effective_negatives, generator=gen, device=device, dtype=torch.float64)
+        r = torch.minimum((u * other).long(), other - 1)  # uniform integer in [0, N - n_c)
+        position = r + count * (r >= start)  # skip the anchor's own class block
+        return self.by_class[position]
+
+    # -- loss ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _scores(anchor: Tensor, bank: Tensor, contrast: Tensor) -> Tensor:
+        """``bank[contrast] · anchor`` per row: [B, K+1]. Dense ``anchor @ bankᵀ`` when the bank is not much
+        larger than the number of contrast rows (no [B, K+1, D] gather then); same numbers either way."""
+        if bank.shape[0] <= 4 * contrast.shape[1]:
+            return torch.gather(anchor @ bank.t(), 1, contrast)
+        return torch.bmm(bank[contrast], anchor.unsqueeze(2)).squeeze(2)
+
+    def _embed(self, embed: nn.Module, feat: Tensor) -> Tensor:
+        weight = embed.weight  # type: ignore[union-attr]
+        return F.normalize(embed(upcast(feat).reshape(feat.shape[0], -1).to(weight.dtype)), p=2.0, dim=1)
+
+    def contrastive_loss(self, student_pooled: Tensor, teacher_pooled: Tensor, indices: Tensor) -> Tensor:
+        """Unweighted CRD term: NCE(student anchor vs teacher bank) + NCE(teacher anchor vs student bank).
+
+        Fixes Z on the first call and, in training mode, updates both memory banks afterwards.
+        """
+        device_type = student_pooled.device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            v_s = self._embed(self.embed_s, student_pooled)
+            v_t = self._embed(self.embed_t, teacher_pooled)
+            idx = indices.to(device=self.memory_s.device, dtype=torch.long)
+            contrast = torch.cat([idx.unsqueeze(1), self.sample_negatives(idx)], dim=1)
+            out_s = torch.exp(self._scores(v_s, self.memory_t.to(v_s.dtype), contrast) / self.nce_t)
+            out_t = torch.exp(self._scores(v_t, self.memory_s.to(v_t.dtype), contrast) / self.nce_t)
+            with torch.no_grad():  # Z = mean(exp(s/τ))·N from the first batch, then fixed (no host sync)
+                for z, out in ((self.nce_z_s, out_s), (self.nce_z_t, out_t)):
+                    z.copy_(torch.where(z > 0, z, (out.mean() * self.num_data).to(z.dtype)))
+            loss = nce_loss(out_s / self.nce_z_s.to(out_s.dtype), self.num_data) + nce_loss(
+                out_t / self.nce_z_t.to(out_t.dtype), self.num_data
+            )
+            if self.training:
+                self.update_memory(idx, v_s.detach(), v_t.detach())
+        return loss
+
+    @torch.no_grad()
+    def update_memory(self, indices: Tensor, v_s: Tensor, v_t: Tensor) -> None:
+        """``bank[idx] ← normalize(momentum · bank[idx] + (1 − momentum) · v)`` for both banks.
+
+        Out of place (the buffer is replaced by an updated copy): the dense score path keeps the old bank
+        for the backward pass, which an in-place write would invalidate.
+        """
+        for name, v in (("memory_s", v_s), ("memory_t", v_t)):
+            bank: Tensor = getattr(self, name)
+            mixed = bank.index_select(0, indices) * self.momentum + v.to(bank.dtype) * (1.0 - self.momentum)
+            setattr(self, name, bank.index_copy(0, indices, F.normalize(mixed, p=2.0, dim=1)))
+
+    def loss_terms(self, step: StepInputs) -> LossTerms:
+        assert step.student_feats is not None and step.teacher_feats is not None, "crd needs features"
+        if self.num_data == 0:
+            raise KdbenchError("crd.setup() must run before the first step")
+        loss = self.contrastive_loss(step.student_feats[-1], step.teacher_feats[-1], step.indices)
+        return LossTerms(
+            sample={"ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets)},
+            batch={"crd": self.beta * loss},
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"beta={self.beta}, gamma={self.gamma}, feat_dim={self.feat_dim}, num_negatives={self.num_negatives} "
+            f"(effective {self.effective_negatives}), nce_t={self.nce_t}, momentum={self.momentum}, "
+            f"num_data={self.num_data}"
+        )
+
+
+@hookimpl
+def kdbench_register_methods(register: Callable[..., Any]) -> None:
+    register("crd", CRD)

@@ -1,0 +1,132 @@
+"""Curriculum Temperature KD (CTKD; Li et al., "Curriculum Temperature for Knowledge Distillation", AAAI 2023).
+
+Instead of a fixed KD temperature, CTKD learns one adversarially: the temperature is a trainable scalar
+that *ascends* the KD loss (it looks for the hardest temperature for the student) while the student
+descends it. The adversarial direction comes from a gradient-reversal layer (Ganin & Lempitsky 2015)
+between θ and the loss, whose coefficient λ follows a cosine curriculum from 0 (no learning of the
+temperature, an easy task) to −1 (full reversal) over the first epochs. This is the "global" variant of
+the paper: one temperature for all samples, τ = τ_min + τ_range·sigmoid(GRL(θ)) (METHODS.md §3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kdbench.hookspecs import hookimpl
+from kdbench.methods import (
+    DistillationMethod,
+    LossTerms,
+    MethodContext,
+    StepInputs,
+    cross_entropy_per_sample,
+    upcast,
+)
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity in the forward pass; multiplies the incoming gradient by ``lambda_`` in the backward pass.
+
+    With ``lambda_ <= 0`` the parameter behind it receives ``lambda_ · ∂L/∂x``: an optimizer that
+    descends that gradient ascends ``L`` (scaled by ``|lambda_|``).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, lambda_: float) -> Tensor:
+        ctx.lambda_ = float(lambda_)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
+        return grad_output * ctx.lambda_, None
+
+
+def gradient_reversal(x: Tensor, lambda_: float) -> Tensor:
+    return GradientReversal.apply(x, lambda_)
+
+
+def cosine_reversal_coefficient(epoch: int, ramp_epochs: int) -> float:
+    """λ_e = (cos(π·min(e, R)/R) − 1)/2: 0 at e = 0, −1/2 at e = R/2, −1 from e = R on (R = ramp_epochs).
+
+    ``ramp_epochs <= 0`` means full reversal from the start.
+    """
+    if ramp_epochs <= 0:
+        return -1.0
+    e = min(max(epoch, 0), ramp_epochs)
+    return (math.cos(math.pi * e / ramp_epochs) - 1.0) / 2.0
+
+
+class GlobalTemperature(nn.Module):
+    """The learnable scalar θ behind CTKD's global temperature (a submodule, so the engine optimizes it)."""
+
+    def __init__(self, init_theta: float) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.tensor(float(init_theta)))
+
+    def forward(self, lambda_: float, tau_min: float, tau_range: float) -> Tensor:
+        return tau_min + tau_range * torch.sigmoid(gradient_reversal(self.theta, lambda_))
+
+
+class CTKD(DistillationMethod):
+    """Curriculum Temperature KD, global temperature: γ·CE + α·τ²·KL(σ_τ(zt) ‖ σ_τ(zs)).
+
+    τ = tau_min + tau_range·sigmoid(GRL_λ(θ)), θ learnable (init ``init_theta``) and trained with the
+    student; λ_e = (cos(π·min(e, ramp_epochs)/ramp_epochs) − 1)/2 is set at the start of every epoch.
+    """
+
+    owns_logit_loss: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        gamma: float = 0.1,
+        alpha: float = 0.9,
+        init_theta: float = 1.0,
+        tau_min: float = 1.0,
+        tau_range: float = 20.0,
+        ramp_epochs: int = 10,
+    ) -> None:
+        super().__init__()
+        self.gamma, self.alpha = float(gamma), float(alpha)
+        self.init_theta = float(init_theta)
+        self.tau_min, self.tau_range = float(tau_min), float(tau_range)
+        self.ramp_epochs = int(ramp_epochs)
+        # Before the first epoch starts λ is that of "epoch 0": no gradient reaches θ.
+        self.reversal = cosine_reversal_coefficient(0, self.ramp_epochs)
+        self.temperature: GlobalTemperature | None = None
+
+    def setup(self, ctx: MethodContext) -> None:
+        self.temperature = GlobalTemperature(self.init_theta)
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        self.reversal = cosine_reversal_coefficient(epoch, self.ramp_epochs)
+
+    def current_temperature(self) -> Tensor:
+        """τ as used by the next step (with the reversal layer in the graph)."""
+        if self.temperature is None:
+            raise RuntimeError("ctkd: call setup() before computing losses (it creates the learnable temperature)")
+        return self.temperature(self.reversal, self.tau_min, self.tau_range)
+
+    def loss_terms(self, step: StepInputs) -> LossTerms:
+        if step.teacher_logits is None:
+            raise ValueError("ctkd needs teacher logits")
+        zs, zt = upcast(step.student_logits), upcast(step.teacher_logits)
+        dtype = torch.promote_types(zs.dtype, zt.dtype)
+        tau = self.current_temperature().to(torch.promote_types(dtype, torch.float32))
+        log_p_s = F.log_softmax(zs / tau, dim=1)
+        log_p_t = F.log_softmax(zt / tau, dim=1)
+        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+        return LossTerms(
+            sample={
+                "ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets),
+                "kd": self.alpha * tau**2 * kl,
+            }
+        )
+
+
+@hookimpl
+def kdbench_register_methods(register):
+    register("ctkd", CTKD)
