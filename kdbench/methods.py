@@ -122,3 +122,14 @@ def kl_per_sample(teacher_logits: Tensor, student_logits: Tensor, temperature: f
     log_p_s = F.log_softmax(upcast(student_logits) / temperature, dim=1)
     log_p_t = F.log_softmax(upcast(teacher_logits) / temperature, dim=1)
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+
+
+def ce_and_kd_terms(step: StepInputs, gamma: float, alpha: float = 0.0, T: float = 4.0) -> dict[str, Tensor]:
+    """The output-level sample terms most methods share: ``γ·CE`` plus, when ``alpha`` is set, Hinton's
+    ``α·T²·KL(σ_T(zt) ‖ σ_T(zs))``. Feature methods keep these next to their own batch term."""
+    terms = {"ce": gamma * cross_entropy_per_sample(step.student_logits, step.targets)}
+    if alpha:
+        if step.teacher_logits is None:
+            raise ValueError("a KD term (alpha > 0) needs the teacher's logits")
+        terms["kd"] = alpha * T**2 * kl_per_sample(step.teacher_logits, step.student_logits, T)
+    return terms

@@ -19,8 +19,7 @@ from kdbench.methods import (
     LossTerms,
     MethodContext,
     StepInputs,
-    cross_entropy_per_sample,
-    kl_per_sample,
+    ce_and_kd_terms,
     upcast,
 )
 
@@ -99,10 +98,7 @@ class FitNet(DistillationMethod):
         f_s = step.student_feats[self.hint_layer]
         f_t = step.teacher_feats[self.hint_layer]
         hint = (upcast(self.regressor(f_s)) - upcast(f_t)).pow(2).mean()
-        sample = {"ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets)}
-        if self.alpha:
-            assert step.teacher_logits is not None
-            sample["kd"] = self.alpha * self.T**2 * kl_per_sample(step.teacher_logits, step.student_logits, self.T)
+        sample = ce_and_kd_terms(step, self.gamma, self.alpha, self.T)
         return LossTerms(sample=sample, batch={"fitnet": self.beta * hint})
 
 

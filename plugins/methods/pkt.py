@@ -19,8 +19,7 @@ from kdbench.methods import (
     DistillationMethod,
     LossTerms,
     StepInputs,
-    cross_entropy_per_sample,
-    kl_per_sample,
+    ce_and_kd_terms,
     upcast,
 )
 
@@ -75,10 +74,7 @@ class PKT(DistillationMethod):
     def loss_terms(self, step: StepInputs) -> LossTerms:
         assert step.student_feats is not None and step.teacher_feats is not None
         loss = pkt_loss(step.student_feats[-1], step.teacher_feats[-1], self.eps)
-        sample = {"ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets)}
-        if self.alpha:
-            assert step.teacher_logits is not None
-            sample["kd"] = self.alpha * self.T**2 * kl_per_sample(step.teacher_logits, step.student_logits, self.T)
+        sample = ce_and_kd_terms(step, self.gamma, self.alpha, self.T)
         return LossTerms(sample=sample, batch={"pkt": self.beta * loss})
 
 

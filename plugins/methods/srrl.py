@@ -22,8 +22,7 @@ from kdbench.methods import (
     LossTerms,
     MethodContext,
     StepInputs,
-    cross_entropy_per_sample,
-    kl_per_sample,
+    ce_and_kd_terms,
     upcast,
 )
 
@@ -104,9 +103,7 @@ class SRRL(DistillationMethod):
             bias = head.bias.detach().to(h.dtype) if head.bias is not None else None
             z_s = F.linear(h, weight, bias)
             loss = (h - f_t).pow(2).mean() + (z_s - z_t).pow(2).mean()
-        sample = {"ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets)}
-        if self.alpha:
-            sample["kd"] = self.alpha * self.T**2 * kl_per_sample(step.teacher_logits, step.student_logits, self.T)
+        sample = ce_and_kd_terms(step, self.gamma, self.alpha, self.T)
         return LossTerms(sample=sample, batch={"srrl": self.beta * loss})
 
 

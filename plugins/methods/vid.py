@@ -23,8 +23,7 @@ from kdbench.methods import (
     LossTerms,
     MethodContext,
     StepInputs,
-    cross_entropy_per_sample,
-    kl_per_sample,
+    ce_and_kd_terms,
     upcast,
 )
 
@@ -119,10 +118,7 @@ class VID(DistillationMethod):
             nll = 0.5 * ((mean - upcast(f_t)).pow(2) / var + torch.log(var))
             total = nll.mean() if total is None else total + nll.mean()
         assert total is not None
-        sample = {"ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets)}
-        if self.alpha:
-            assert step.teacher_logits is not None
-            sample["kd"] = self.alpha * self.T**2 * kl_per_sample(step.teacher_logits, step.student_logits, self.T)
+        sample = ce_and_kd_terms(step, self.gamma, self.alpha, self.T)
         return LossTerms(sample=sample, batch={"vid": self.beta * total})
 
 
