@@ -204,6 +204,7 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     from kdbench.runner import Worker
     from kdbench.score_report import write_score_report
     from kdbench.spec import ComponentRef
+    from kdbench.suite import resolve_estimator
 
     plan, registry = _plan(args)
     teachers = {s.order[0]: s.teacher for s in plan.runs if s.teacher is not None}
@@ -211,9 +212,7 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         raise KdbenchError(f"{plan.suite.path}: pair {args.pair} has no teacher to score with")
     tspec = teachers[args.pair]
     comp = registry.get("estimator", args.estimator)
-    params = comp.resolve(_parse_params(args.param), f"--estimator {args.estimator}")
-    if "seed" in params and params["seed"] is None:
-        params["seed"] = 0
+    params, _ = resolve_estimator(comp, _parse_params(args.param), 0, f"--estimator {args.estimator}")
     worker = Worker(_options(args), plan.suite.plugin_files)
     start = time.perf_counter()
     stored = worker.scores(tspec, ComponentRef(args.estimator, params, comp.version))

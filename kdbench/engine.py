@@ -208,9 +208,11 @@ def train(
         student.train()
         method.train()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        sums: dict[str, float] = {}
-        seen = correct = 0
+        # Epoch metrics accumulate on the device: the only per-step host sync is the NaN check.
+        sums: dict[str, Tensor] = {}
+        seen = 0
         loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
         start = time.perf_counter()
         for batch in iterate_batches(
             data.train_images, data.train_labels, batch_size=batch_size, mean=data.mean, std=data.std,
@@ -239,9 +241,9 @@ def train(
             n = batch.labels.shape[0]
             seen += n
             loss_sum += loss.detach() * n
-            correct += int((s_logits.detach().argmax(1) == batch.labels).sum())
+            correct += (s_logits.detach().argmax(1) == batch.labels).sum()
             for name, value in logged.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach().float().mean()) * n
+                sums[name] = sums.get(name, 0.0) + value.detach().float().mean() * n
             reporter.step()
         if cuda:
             torch.cuda.synchronize()
@@ -250,8 +252,8 @@ def train(
             "epoch": epoch,
             "lr": lr,
             "train_loss": float(loss_sum) / max(seen, 1),
-            "train_top1": 100.0 * correct / max(seen, 1),
-            **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()},
+            "train_top1": 100.0 * int(correct) / max(seen, 1),
+            **{f"loss_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
             "test_top1": evaluate(
                 student, data.test_images, data.test_labels, data.mean, data.std,
                 config.eval_batch_size, config.mixed_precision,

@@ -278,6 +278,17 @@ def expand(suite: Suite, registry: Registry) -> Plan:
 
 
 
+def resolve_estimator(comp: Any, params: dict[str, Any], seed: int, where: str) -> tuple[dict[str, Any], Any]:
+    """An estimator's resolved parameters and a validated instance; a ``seed`` left at None takes ``seed``."""
+    params = comp.resolve(params, where)
+    if "seed" in params and params["seed"] is None:
+        params["seed"] = seed  # a seeded estimator left unseeded follows the run's seed
+    try:
+        return params, comp.factory(**params)  # validates values before anything trains or scores
+    except KdbenchError as exc:
+        raise KdbenchError(f"{where}: {exc}") from None
+
+
 def _selection(
     suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Any, dataset: ComponentRef, seed: int
 ) -> dict[str, Any] | None:
@@ -292,13 +303,7 @@ def _selection(
     if sel.order == "random":  # the scores play no part: no estimator, a seeded random subset
         return {"estimator": None, "fraction": sel.fraction, "order": "random", "seed": seed}
     comp = registry.get_at(suite.where("methods", j, "selection", "estimator"), "estimator", sel.estimator)
-    params = comp.resolve(sel.params, where)
-    if "seed" in params and params["seed"] is None:
-        params["seed"] = seed  # a seeded estimator left unseeded follows the run's seed
-    try:
-        instance = comp.factory(**params)  # validates values before anything trains
-    except KdbenchError as exc:
-        raise KdbenchError(f"{where}: {exc}") from None
+    params, instance = resolve_estimator(comp, sel.params, seed, where)
     if getattr(instance, "needs_validation", False) and not dataset.params.get("val_fraction"):
         raise KdbenchError(f"{where}: estimator {sel.estimator!r} needs a validation split: "
                            "set the dataset's params.val_fraction")
