@@ -15,11 +15,13 @@ import json
 
 import torch
 
-from kdbench.datasets import make_synthetic
-from kdbench.engine import EngineConfig, build_method_context, resolve_device, train
-from kdbench.methods import PairInfo
-from kdbench.plugins import load_registry
-from kdbench.recipe import Recipe
+from kdbench.contracts import PairInfo
+from kdbench.plan import Recipe
+from kdbench.registry import load_registry
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, train
+from kdbench.train.evaluate import resolve_device
+from kdbench_plugins.datasets.synthetic import make_synthetic
 
 
 def step_seconds(name: str, teacher: str, student: str, steps: int, batch_size: int, device: str) -> float:
@@ -37,7 +39,7 @@ def step_seconds(name: str, teacher: str, student: str, steps: int, batch_size: 
     method.setup(build_method_context(method, s, t, data, pair, recipe))
     outcome = train(s, method, data, EngineConfig(recipe=recipe, seed=0, device=device), teacher=t)
     epoch = outcome.epochs[-1]
-    return epoch["epoch_time_s"] / max(1, data.num_train // batch_size)
+    return epoch.epoch_time_s / max(1, data.num_train // batch_size)
 
 
 def main() -> None:

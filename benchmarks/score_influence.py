@@ -19,9 +19,9 @@ import time
 import torch
 from scipy.stats import spearmanr
 
-from kdbench import influence
-from kdbench.estimators import ScoringInputs, SplitOutputs
-from kdbench_plugins.estimators.builtin import Influence
+from kdbench.contracts import ScoringInputs, SplitOutputs
+from kdbench_plugins.estimators import _influence as influence
+from kdbench_plugins.estimators.influence import Influence
 
 
 def synthetic_head(num_train: int, num_val: int, num_classes: int, dim: int, seed: int) -> ScoringInputs:

@@ -15,11 +15,13 @@ import time
 
 import torch
 
-from kdbench.datasets import make_synthetic
-from kdbench.engine import EngineConfig, build_method_context, resolve_device, train
-from kdbench.methods import PairInfo
-from kdbench.plugins import load_registry
-from kdbench.recipe import Recipe
+from kdbench.contracts import PairInfo
+from kdbench.plan import Recipe
+from kdbench.registry import load_registry
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, train
+from kdbench.train.evaluate import resolve_device
+from kdbench_plugins.datasets.synthetic import make_synthetic
 
 
 def measure(student: str, teacher: str | None, method: str, steps: int, batch_size: int, device: str) -> float:
@@ -34,7 +36,7 @@ def measure(student: str, teacher: str | None, method: str, steps: int, batch_si
     start = time.perf_counter()
     outcome = train(s, m, data, EngineConfig(recipe=recipe, seed=0, device=device), teacher=t)
     total = time.perf_counter() - start
-    return outcome.epochs[-1]["train_images_per_s"], total
+    return outcome.epochs[-1].train_images_per_s, total
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ Public API::
     import kdbench
     method = kdbench.get("method", "kd", T=2.0)
     model = kdbench.create_model("resnet8x4", num_classes=100)
+
+Plugins implement the contracts in ``kdbench.contracts``; ``docs/design.md`` maps the layers.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ def get(kind: str, name: str, /, **params: Any) -> Any:
     Parameters are validated against the component's signature; context parameters (a model's
     ``num_classes``, a dataset's ``root``/``download``) are passed through.
     """
-    from kdbench.plugins import load_registry
-    from kdbench.registry import CONTEXT_PARAMETERS
+    from kdbench.registry import CONTEXT_PARAMETERS, load_registry
 
     component = load_registry().get(kind, name)
     context_names = CONTEXT_PARAMETERS.get(kind, frozenset())

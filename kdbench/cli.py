@@ -1,4 +1,4 @@
-"""Command line: ``kdbench run | list | tables | teacher``.
+"""Command line: ``kdbench run | list | tables | score | teacher``.
 
 Every error a user can cause arrives here as a ``KdbenchError``: one line on stderr, exit code 2.
 """
@@ -15,9 +15,10 @@ from typing import get_args
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from kdbench.contracts.hookspecs import KINDS
 from kdbench.errors import KdbenchError
-from kdbench.registry import KINDS, REQUIRED
-from kdbench.suite import TableLayout
+from kdbench.plan.suite_file import TableLayout
+from kdbench.registry import REQUIRED
 
 LAYOUT_NAMES = list(get_args(TableLayout))
 
@@ -32,6 +33,8 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, metavar="DIR", help="dataset root (default: $KDBENCH_HOME/data)")
     p.add_argument("--download", action="store_true", help="download missing datasets into the data root")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--eval-batch-size", type=int, default=1024, metavar="N",
+                   help="batch size of evaluation passes (default: 1024; changes no number)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -88,17 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace, **extra):
-    from kdbench.runner import RunOptions
+    from kdbench.run import RunOptions
 
+    if args.eval_batch_size < 1:
+        raise KdbenchError(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
     return RunOptions(
         results_root=args.results, data_root=args.data_root, download=args.download, device=args.device,
-        quiet=args.quiet, extra_plugin_files=tuple(str(Path(p).resolve()) for p in args.plugin), **extra,
+        quiet=args.quiet, eval_batch_size=args.eval_batch_size,
+        extra_plugin_files=tuple(str(Path(p).resolve()) for p in args.plugin), **extra,
     )
 
 
 def _plan(args: argparse.Namespace):
-    from kdbench.plugins import load_registry
-    from kdbench.suite import expand, load_suite
+    from kdbench.plan import expand, load_suite
+    from kdbench.registry import load_registry
 
     suite = load_suite(args.suite)
     registry = load_registry(suite.plugin_files + tuple(args.plugin))
@@ -106,31 +112,29 @@ def _plan(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.runner import execute_plan
-    from kdbench.store import ResultStore, atomic_write_json
-    from kdbench.tables import SUITE_FILE, write_suite_tables
+    from kdbench.run import execute_plan, runs_to_do
+    from kdbench.store import RunStore, SuiteInfo
+    from kdbench.tables import write_suite_tables
 
     plan, registry = _plan(args)
-    store = ResultStore(args.results)
+    store = RunStore(args.results)
     executor = registry.get("executor", args.executor).create()
-    done = {s.key for s in plan.runs if store.record(s) is not None}
+    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every)
     if args.dry_run:
+        todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
         for col in ("key", "method", "pair", "seed", "status"):
             table.add_column(col)
         for s in plan.runs:
-            status = "done" if s.key in done and not args.force else "todo"
-            table.add_row(s.key, s.label, s.pair, str(s.seed), status)
+            table.add_row(s.key, s.label, s.pair, str(s.seed), "todo" if s.key in todo else "done")
         console.print(table)
         console.print(
-            f"{len(plan.runs)} runs, {len(done)} already finished; {len(plan.teachers)} teacher(s) to train or reuse"
+            f"{len(plan.runs)} runs, {len(plan.runs) - len(todo)} already finished; "
+            f"{len(plan.teachers)} teacher(s) to train or reuse"
         )
         return 0
-    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every)
-    atomic_write_json(store.raw_dir(plan.suite.name) / SUITE_FILE, {
-        "name": plan.suite.name, "description": plan.suite.config.description,
-        "file": str(plan.suite.path), "table": plan.suite.config.table.model_dump(),
-    })
+    store.write_suite_info(SuiteInfo(name=plan.suite.name, description=plan.suite.config.description,
+                                     file=str(plan.suite.path), table=plan.suite.config.table.model_dump()))
     start = time.perf_counter()
     failed = 0
     for outcome in execute_plan(plan, options, executor):
@@ -140,13 +144,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         else:
             console.print(
                 f"{outcome.status:8s} {outcome.label} {outcome.pair} seed {outcome.seed}: "
-                f"best {outcome.best_top1:.2f} last {outcome.last_top1:.2f}"
+                f"best {outcome.record.best_top1:.2f} last {outcome.record.last_top1:.2f}"
             )
     elapsed = time.perf_counter() - start
     console.print(f"{len(plan.runs) - failed}/{len(plan.runs)} runs finished in {elapsed:.1f} s")
-    raw = store.raw_dir(plan.suite.name)
+    raw = store.suite_dir(plan.suite.name)
     if any(raw.glob("*/record.json")):
-        table, paths = write_suite_tables(raw, Path(args.results) / plan.suite.name)
+        table, paths = write_suite_tables(raw, store.tables_dir(plan.suite.name))
         console.print(table.markdown, markup=False, highlight=False)
         console.print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if failed else 0
@@ -157,7 +161,7 @@ def _format_default(value: object) -> str:
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.plugins import load_registry
+    from kdbench.registry import load_registry
 
     registry = load_registry(tuple(args.plugin))
     kinds = [args.kind] if args.kind else list(KINDS)
@@ -201,10 +205,9 @@ def _parse_params(items: list[str]) -> dict[str, object]:
 
 
 def cmd_score(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.runner import Worker
-    from kdbench.score_report import write_score_report
-    from kdbench.spec import ComponentRef
-    from kdbench.suite import resolve_estimator
+    from kdbench.plan import ComponentRef, resolve_estimator
+    from kdbench.run import Worker
+    from kdbench.tables.score_report import write_score_report
 
     plan, registry = _plan(args)
     teachers = {s.order[0]: s.teacher for s in plan.runs if s.teacher is not None}
@@ -212,10 +215,10 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         raise KdbenchError(f"{plan.suite.path}: pair {args.pair} has no teacher to score with")
     tspec = teachers[args.pair]
     comp = registry.get("estimator", args.estimator)
-    params, _ = resolve_estimator(comp, _parse_params(args.param), 0, f"--estimator {args.estimator}")
+    params, _ = resolve_estimator(comp, _parse_params(args.param), 0, f"--estimator {args.estimator} --param")
     worker = Worker(_options(args), plan.suite.plugin_files)
     start = time.perf_counter()
-    stored = worker.scores(tspec, ComponentRef(args.estimator, params, comp.version))
+    stored = worker.scorer.scores(tspec, ComponentRef(args.estimator, params, comp.version))
     elapsed = time.perf_counter() - start
     out = Path(args.out) if args.out else Path(args.results) / "scores" / plan.suite.name
     stem = f"{args.estimator}-{tspec.arch}-{stored.key}"
@@ -233,42 +236,46 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.runner import Worker
-    from kdbench.teachers import TeacherStore, kdbench_home
+    from kdbench.run import Worker
+    from kdbench.store import TeacherStore, kdbench_home
 
     if args.teacher_command == "list":
         table = RichTable(title=f"teachers in {kdbench_home() / 'teachers'}")
         for col in ("key", "arch", "dataset", "epochs", "test top-1"):
             table.add_column(col)
         for r in TeacherStore().list():
-            spec = r.get("spec", {})
-            table.add_row(r["key"], r.get("arch", "?"), spec.get("dataset", {}).get("name", "?"),
-                          str(spec.get("recipe", {}).get("epochs", "?")), f"{r['test_top1']:.2f}")
+            dataset = r.spec.dataset.name if r.spec else "?"
+            epochs = str(r.spec.recipe.epochs) if r.spec and r.spec.recipe else "?"
+            table.add_row(r.key, r.arch, dataset, epochs, f"{r.test_top1:.2f}")
         console.print(table)
         return 0
     if args.teacher_command == "train":
         plan, _ = _plan(args)
         worker = Worker(_options(args), plan.suite.plugin_files)
         for tspec in plan.teachers:
-            _, record = worker.teacher(tspec)
-            console.print(f"{tspec.arch} ({tspec.key}): test top-1 {record['test_top1']:.2f}")
+            record = worker.teachers.get(tspec).record
+            console.print(f"{tspec.arch} ({tspec.key}): test top-1 {record.test_top1:.2f}")
         if not plan.teachers:
             console.print("this suite trains no teacher (none, or all from checkpoints)")
         return 0
-    # eval
-    from kdbench.spec import ComponentRef, TeacherSpec
-    from kdbench.suite import file_sha256
+    return _teacher_eval(args, console)
+
+
+def _teacher_eval(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.plan import ComponentRef, TeacherSpec, file_sha256
+    from kdbench.run import Worker
 
     worker = Worker(_options(args))
-    comp = worker.registry.get("dataset", args.dataset)
+    registry = worker.components.registry
+    comp = registry.get("dataset", args.dataset)
     ckpt = Path(args.checkpoint).resolve()
     if not ckpt.is_file():
         raise KdbenchError(f"checkpoint not found: {ckpt}")
-    worker.registry.get("model", args.arch)
-    tspec = TeacherSpec(args.arch, "1", ComponentRef(args.dataset, comp.resolve({}), comp.version), {}, 0,
+    arch = registry.get("model", args.arch)
+    tspec = TeacherSpec(args.arch, arch.version, ComponentRef(args.dataset, comp.resolve({}), comp.version), None, 0,
                         str(ckpt), file_sha256(ckpt))
-    _, record = worker.teacher(tspec)
-    console.print(f"{args.arch} from {ckpt}: test top-1 {record['test_top1']:.2f} on {args.dataset}")
+    record = worker.teachers.get(tspec).record
+    console.print(f"{args.arch} from {ckpt}: test top-1 {record.test_top1:.2f} on {args.dataset}")
     return 0
 
 

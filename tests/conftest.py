@@ -30,6 +30,6 @@ def write_suite(tmp_path):
 
 @pytest.fixture(scope="session")
 def registry():
-    from kdbench.plugins import load_registry
+    from kdbench.registry import load_registry
 
     return load_registry()

@@ -98,7 +98,7 @@ def test_dry_run_lists_without_training(tmp_path, capsys):
 def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
     import torch
 
-    from kdbench.models import CIFAR_MODELS
+    from tests.zoo import CIFAR_MODELS
 
     (tmp_path / "bad.yaml").write_text(
         "dataset: digits\npairs: [{teacher: resnet8, student: resnet8}]\nmethods: [ce, kdx]\n"
@@ -113,7 +113,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_interrupted_run_resumes_and_keeps_finished_records(tmp_path, monkeypatch):
-    from kdbench import runner
+    from kdbench.run import worker as runner
 
     suite = reduced_quickstart(tmp_path)
     results = tmp_path / "results"
@@ -140,8 +140,8 @@ def test_interrupted_run_resumes_and_keeps_finished_records(tmp_path, monkeypatc
 def test_failed_run_is_recorded_as_failure_not_result(tmp_path, capsys):
     plugin = tmp_path / "nan_method.py"
     plugin.write_text(
-        "from kdbench.hookspecs import hookimpl\n"
-        "from kdbench.methods import DistillationMethod, LossTerms\n"
+        "from kdbench.contracts import hookimpl\n"
+        "from kdbench.contracts import DistillationMethod, LossTerms\n"
         "class Nan(DistillationMethod):\n"
         "    uses_teacher = False\n"
         "    def loss_terms(self, step):\n"
@@ -187,7 +187,7 @@ def test_list_shows_parameters_and_defaults(capsys):
 def test_checkpoint_that_does_not_fit_fails_before_any_training(tmp_path):
     import torch
 
-    from kdbench.models import CIFAR_MODELS
+    from tests.zoo import CIFAR_MODELS
 
     torch.save({"model": CIFAR_MODELS["resnet8"](num_classes=10).state_dict()}, tmp_path / "t.pth")
     suite = reduced_quickstart(tmp_path, pairs=[{"teacher": "resnet20", "student": "resnet8", "checkpoint": "t.pth"}])
@@ -204,13 +204,13 @@ def test_teacher_train_then_list_then_reuse(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "resnet20" in listing and "digits" in listing
     # the suite's runs now reuse the stored teacher: the dry run reports it, the real run trains none
-    from kdbench import runner
+    from kdbench.run import teachers
 
     def no_teacher_training(*args, **kwargs):
         raise AssertionError("teacher should come from the store")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner.Worker, "train_teacher", no_teacher_training)
+        mp.setattr(teachers.Teachers, "train", no_teacher_training)
         assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
 
 

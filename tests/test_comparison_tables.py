@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdbench.comparison_tables import oa_lda_table, vanilla_table
-from kdbench.plots import time_accuracy_png
+from kdbench.tables.oa_lda import oa_lda_table
+from kdbench.tables.plots import time_accuracy_png
+from kdbench.tables.vanilla import vanilla_table
 
 
 def row(label, method, teacher, student, seed, best, ds=False, lr=False, teacher_top1=None, order=(0, 0)):

@@ -1,4 +1,4 @@
-"""Tests for kdbench.data: augmentation equals torchvision, batches cover each epoch exactly once."""
+"""Batches and the dataset contract: augmentation equals torchvision, batches cover each epoch exactly once."""
 
 from __future__ import annotations
 
@@ -8,16 +8,9 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from kdbench.data import (
-    AugmentParams,
-    ImageDataset,
-    PadCropFlip,
-    channel_stats,
-    hold_out_validation,
-    iterate_batches,
-    normalize,
-)
+from kdbench.contracts import ImageDataset, channel_stats, hold_out_validation
 from kdbench.errors import KdbenchError
+from kdbench.train.batches import AugmentParams, PadCropFlip, iterate_batches, normalize
 
 MEAN = (0.5, 0.4, 0.3)
 STD = (0.25, 0.2, 0.1)

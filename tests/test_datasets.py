@@ -1,4 +1,4 @@
-"""Tests for kdbench.datasets: digits, synthetic, and CIFAR loading/download against local archives."""
+"""Tests for the dataset plugins: digits, synthetic, and CIFAR loading/download against local archives."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from kdbench.data import ImageDataset
-from kdbench.datasets import load_cifar10, load_cifar100, load_digits, make_synthetic
+from kdbench.contracts import ImageDataset
 from kdbench.errors import KdbenchError
+from kdbench_plugins.datasets.cifar import load_cifar10, load_cifar100
+from kdbench_plugins.datasets.digits import load_digits
+from kdbench_plugins.datasets.synthetic import make_synthetic
 
 # ------------------------------------------------------------------------------------------------ digits
 

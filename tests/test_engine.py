@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdbench.datasets import make_synthetic
-from kdbench.engine import EngineConfig, TrainingDiverged, build_method_context, train
-from kdbench.methods import DistillationMethod, LossTerms, PairInfo
-from kdbench.models import CIFAR_MODELS
-from kdbench.recipe import Recipe
-from kdbench.supervision import Supervision, combine_loss
-from kdbench_plugins.methods.logit import CrossEntropy, HintonKD
+from kdbench.contracts import DistillationMethod, LossTerms, PairInfo
+from kdbench.plan import Recipe
+from kdbench.store import ResumeFile
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, TrainingDiverged, train
+from kdbench.train.supervision import Supervision, combine_loss
+from kdbench_plugins.datasets.synthetic import make_synthetic
+from kdbench_plugins.methods.ce import CrossEntropy
+from kdbench_plugins.methods.kd import HintonKD
+from tests.zoo import CIFAR_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +41,12 @@ def fixed_teacher(data):
 
 def test_training_learns_and_records_every_epoch(data):
     _, outcome = run(data, CrossEntropy(), epochs=4)
-    assert [m["epoch"] for m in outcome.epochs] == [1, 2, 3, 4]
-    assert [m["lr"] for m in outcome.epochs] == pytest.approx([0.05, 0.05, 0.005, 0.005])
-    assert outcome.epochs[-1]["train_loss"] < outcome.epochs[0]["train_loss"]
-    assert outcome.best["test_top1"] > 100 / data.num_classes
-    assert outcome.last_top1 == outcome.epochs[-1]["test_top1"]
-    assert all("loss_ce" in m for m in outcome.epochs)
+    assert [m.epoch for m in outcome.epochs] == [1, 2, 3, 4]
+    assert [m.lr for m in outcome.epochs] == pytest.approx([0.05, 0.05, 0.005, 0.005])
+    assert outcome.epochs[-1].train_loss < outcome.epochs[0].train_loss
+    assert outcome.best.test_top1 > 100 / data.num_classes
+    assert outcome.last_top1 == outcome.epochs[-1].test_top1
+    assert all("ce" in m.losses for m in outcome.epochs)
 
 
 def test_same_seed_same_weights_other_seed_differs(data):
@@ -112,11 +115,11 @@ def test_resume_from_epoch_checkpoint_matches_uninterrupted(data, tmp_path):
     student = CIFAR_MODELS["resnet8"](num_classes=data.num_classes)
     config = EngineConfig(recipe=recipe(4), seed=0, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
-        train(student, CrossEntropy(), data, config, resume_path=resume, on_epoch_end=interrupt)
+        train(student, CrossEntropy(), data, config, checkpointer=ResumeFile(resume), on_epoch_end=interrupt)
     assert torch.load(resume, weights_only=False)["epoch"] == 2
     torch.manual_seed(99)  # a fresh process: different init, all of it replaced by the checkpoint
     student = CIFAR_MODELS["resnet8"](num_classes=data.num_classes)
-    resumed = train(student, CrossEntropy(), data, config, resume_path=resume)
-    assert [m["epoch"] for m in resumed.epochs] == [1, 2, 3, 4]
-    assert [m["test_top1"] for m in resumed.epochs] == pytest.approx([m["test_top1"] for m in full.epochs])
-    assert resumed.epochs[-1]["train_loss"] == pytest.approx(full.epochs[-1]["train_loss"], rel=1e-5)
+    resumed = train(student, CrossEntropy(), data, config, checkpointer=ResumeFile(resume))
+    assert [m.epoch for m in resumed.epochs] == [1, 2, 3, 4]
+    assert [m.test_top1 for m in resumed.epochs] == pytest.approx([m.test_top1 for m in full.epochs])
+    assert resumed.epochs[-1].train_loss == pytest.approx(full.epochs[-1].train_loss, rel=1e-5)

@@ -9,10 +9,15 @@ import warnings
 import pytest
 import torch
 
+import kdbench_plugins.estimators as estimator_folder
+from kdbench.contracts import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
 from kdbench.errors import KdbenchError
-from kdbench.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
-from kdbench.plugins import load_registry
-from kdbench_plugins.estimators import builtin
+from kdbench.registry import load_registry
+from kdbench_plugins.estimators.controls import EL2N, Loss, Margin, TeacherCorrect
+from kdbench_plugins.estimators.influence import Influence
+from kdbench_plugins.estimators.knn_shapley import KnnShapley
+from kdbench_plugins.estimators.tracin import TracIn
+from kdbench_plugins.estimators.uniform_random import RandomScores
 
 F64 = torch.float64
 BUILTIN = {"influence", "random", "tracin", "knn-shapley", "el2n", "margin", "loss", "teacher-correct"}
@@ -20,7 +25,7 @@ BUILTIN = {"influence", "random", "tracin", "knn-shapley", "el2n", "margin", "lo
 
 @pytest.fixture(scope="module")
 def registry():
-    return load_registry(plugins=[builtin], entry_points=False)
+    return load_registry(plugins=[estimator_folder], entry_points=False)
 
 
 def split(n: int, c: int, d: int, seed: int) -> SplitOutputs:
@@ -77,25 +82,25 @@ def test_conformance(registry, name):
 
 
 def test_directions():
-    assert builtin.Margin.higher_to_teacher is False
+    assert Margin.higher_to_teacher is False
     for cls in (
-        builtin.Influence,
-        builtin.RandomScores,
-        builtin.TracIn,
-        builtin.KnnShapley,
-        builtin.EL2N,
-        builtin.Loss,
-        builtin.TeacherCorrect,
+        Influence,
+        RandomScores,
+        TracIn,
+        KnnShapley,
+        EL2N,
+        Loss,
+        TeacherCorrect,
     ):
         assert cls.higher_to_teacher is True
-    assert builtin.KnnShapley.needs_validation and builtin.TracIn.needs_checkpoints
+    assert KnnShapley.needs_validation and TracIn.needs_checkpoints
 
 
 def test_knn_shapley_without_validation_split_is_a_user_error():
     with pytest.raises(KdbenchError, match="knn-shapley needs a validation split: set the dataset's val_fraction"):
-        builtin.KnnShapley().score(inputs(with_val=False))
+        KnnShapley().score(inputs(with_val=False))
     with pytest.raises(KdbenchError):
-        builtin.KnnShapley(k=0)
+        KnnShapley(k=0)
 
 
 # ------------------------------------------------------------------------------------------------ TracIn
@@ -116,7 +121,7 @@ def test_tracin_is_lr_weighted_sum_of_head_gradient_norms():
     data = inputs(n=5, checkpoints=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # three checkpoints: no degeneracy warning
-        out = builtin.TracIn().score(data)
+        out = TracIn().score(data)
     expected = [sum(ck.lr * grad_norm_sq_by_hand(ck.train, i) for ck in data.checkpoints) for i in range(5)]
     torch.testing.assert_close(out.values, torch.tensor(expected, dtype=F64), rtol=1e-12, atol=0)
     assert out.info["num_checkpoints"] == 3 and out.info["epochs"] == [10, 20, 30]
@@ -126,7 +131,7 @@ def test_tracin_is_lr_weighted_sum_of_head_gradient_norms():
 def test_tracin_with_at_most_one_checkpoint_warns_it_is_grand(checkpoints):
     data = inputs(n=5, checkpoints=checkpoints)
     with pytest.warns(UserWarning, match="GraNd"):
-        out = builtin.TracIn().score(data)
+        out = TracIn().score(data)
     source, lr = (data.checkpoints[0].train, data.checkpoints[0].lr) if checkpoints else (data.train, 1.0)
     expected = [lr * grad_norm_sq_by_hand(source, i) for i in range(5)]
     torch.testing.assert_close(out.values, torch.tensor(expected, dtype=F64), rtol=1e-12, atol=0)
@@ -153,30 +158,30 @@ def test_controls_by_hand():
     data = hand_example()
     # δ: [−0.25, 0.25], [0.75, −0.75], [0.5, −0.5]
     torch.testing.assert_close(
-        builtin.EL2N().score(data).values, torch.tensor([0.25, 0.75, 0.5], dtype=F64) * math.sqrt(2), rtol=1e-14, atol=0
+        EL2N().score(data).values, torch.tensor([0.25, 0.75, 0.5], dtype=F64) * math.sqrt(2), rtol=1e-14, atol=0
     )
     torch.testing.assert_close(
-        builtin.Margin().score(data).values, torch.tensor([0.5, -0.5, 0.0], dtype=F64), rtol=0, atol=1e-15
+        Margin().score(data).values, torch.tensor([0.5, -0.5, 0.0], dtype=F64), rtol=0, atol=1e-15
     )
     torch.testing.assert_close(
-        builtin.Loss().score(data).values,
+        Loss().score(data).values,
         torch.tensor([-math.log(0.75), -math.log(0.25), math.log(2.0)], dtype=F64),
         rtol=1e-14,
         atol=0,
     )
     torch.testing.assert_close(
-        builtin.TeacherCorrect().score(data).values, torch.tensor([1.0, 0.0, 0.0], dtype=F64), rtol=0, atol=0
+        TeacherCorrect().score(data).values, torch.tensor([1.0, 0.0, 0.0], dtype=F64), rtol=0, atol=0
     )
 
 
 def test_random_is_deterministic_per_seed_and_differs_across_seeds():
     data = inputs(n=100)
-    a, b = builtin.RandomScores(seed=3).score(data), builtin.RandomScores(seed=3).score(data)
+    a, b = RandomScores(seed=3).score(data), RandomScores(seed=3).score(data)
     torch.testing.assert_close(a.values, b.values, rtol=0, atol=0)
-    assert not torch.equal(a.values, builtin.RandomScores(seed=4).score(data).values)
-    default = builtin.RandomScores().score(data)
+    assert not torch.equal(a.values, RandomScores(seed=4).score(data).values)
+    default = RandomScores().score(data)
     assert default.info["seed"] == data.seed == 7
-    torch.testing.assert_close(default.values, builtin.RandomScores(seed=7).score(data).values, rtol=0, atol=0)
+    torch.testing.assert_close(default.values, RandomScores(seed=7).score(data).values, rtol=0, atol=0)
     assert bool(((a.values >= 0) & (a.values < 1)).all())
 
 
@@ -189,9 +194,9 @@ def test_inconsistent_shapes_are_user_errors():
         weight_decay=5e-4,
     )
     with pytest.raises(KdbenchError, match="expected features"):
-        builtin.EL2N().score(bad)
+        EL2N().score(bad)
     with pytest.raises(KdbenchError, match="head weight"):
-        builtin.Influence().score(
+        Influence().score(
             ScoringInputs(
                 train=data.train, head_weight=torch.zeros(5, 5, dtype=F64), head_bias=data.head_bias, weight_decay=5e-4
             )

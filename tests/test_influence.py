@@ -1,7 +1,7 @@
 """Head influence against independent constructions: dense kron sums, explicit EK-FAC, leave-one-out refits.
 
 Everything is float64. The reference quantities are built the slow, obvious way (torch.kron of every
-sample's S_i ⊗ h̃h̃ᵀ, torch.linalg.solve), never through kdbench.influence.
+sample's S_i ⊗ h̃h̃ᵀ, torch.linalg.solve), never through the plugin's _influence module.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from kdbench import influence
+from kdbench.contracts import ScoringInputs, SplitOutputs
 from kdbench.errors import KdbenchError
-from kdbench.estimators import ScoringInputs, SplitOutputs
-from kdbench_plugins.estimators.builtin import Influence
+from kdbench_plugins.estimators import _influence as influence
+from kdbench_plugins.estimators.influence import Influence
 
 F64 = torch.float64
 
@@ -41,7 +41,7 @@ def inputs_for(train: SplitOutputs, val: SplitOutputs | None = None, weight_deca
 
 
 def pieces(split: SplitOutputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """h̃, p, δ computed independently of kdbench.influence."""
+    """h̃, p, δ computed independently of the plugin's _influence module."""
     ht = torch.cat([split.features, torch.ones(split.num_samples, 1, dtype=F64)], dim=1)
     p = torch.exp(split.logits - torch.logsumexp(split.logits, dim=1, keepdim=True))
     delta = p - torch.eye(split.logits.shape[1], dtype=F64)[split.labels]

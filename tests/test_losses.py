@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
-from kdbench.methods import StepInputs
-from kdbench_plugins.methods.logit import CrossEntropy, HintonKD, MSELogitKD
+from kdbench.contracts import StepInputs
+from kdbench_plugins.methods.ce import CrossEntropy
+from kdbench_plugins.methods.kd import HintonKD
+from kdbench_plugins.methods.mse_kd import MSELogitKD
 
 
 def softmax(z, T=1.0):

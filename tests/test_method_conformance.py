@@ -13,14 +13,15 @@ import functools
 import pytest
 import torch
 
-from kdbench.datasets import make_synthetic
-from kdbench.engine import EngineConfig, build_method_context, train
-from kdbench.methods import MethodContext, PairInfo, StepInputs
-from kdbench.models import CIFAR_MODELS, feature_shapes
-from kdbench.plugins import load_registry
-from kdbench.recipe import Recipe
-from kdbench.supervision import Supervision
-from kdbench_plugins.revisions.builtin import PaperRevision
+from kdbench.contracts import MethodContext, PairInfo, StepInputs, feature_shapes
+from kdbench.plan import Recipe
+from kdbench.registry import load_registry
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, train
+from kdbench.train.supervision import Supervision
+from kdbench_plugins.datasets.synthetic import make_synthetic
+from kdbench_plugins.revisions.paper import PaperRevision
+from tests.zoo import CIFAR_MODELS
 
 REGISTRY = load_registry()
 METHODS = REGISTRY.names("method")
@@ -40,7 +41,7 @@ def shapes(arch: str) -> list[tuple[int, ...]]:
 @functools.cache
 def classifier(arch: str) -> torch.nn.Linear:
     head = CIFAR_MODELS[arch](num_classes=C)
-    from kdbench.models import classifier_of
+    from kdbench.contracts import classifier_of
 
     return classifier_of(head).requires_grad_(False)
 
@@ -131,7 +132,7 @@ def test_trains_in_the_engine_deterministically(name, tiny):
     method = make_method(name, PairInfo("resnet8", "resnet14"))
     for variant, supervision in supervisions(method).items():
         a, outcome = engine_run(name, tiny, supervision)
-        assert all(torch.isfinite(torch.tensor(m["train_loss"])) for m in outcome.epochs), variant
+        assert all(torch.isfinite(torch.tensor(m.train_loss)) for m in outcome.epochs), variant
         assert all(torch.isfinite(v).all() for v in a.state_dict().values() if v.is_floating_point()), variant
         if variant == "plain":
             b, _ = engine_run(name, tiny, supervision)

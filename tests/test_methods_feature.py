@@ -1,4 +1,4 @@
-"""Feature-based methods (METHODS.md §4): FitNet, PKT, VID, SRRL — shapes, hand-computed losses, gradients."""
+"""Feature-based methods (docs/methods.md §4): FitNet, PKT, VID, SRRL — shapes, hand-computed losses, gradients."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
+from kdbench.contracts import DistillationMethod, MethodContext, PairInfo, StepInputs, feature_shapes
 from kdbench.errors import KdbenchError
-from kdbench.methods import DistillationMethod, MethodContext, PairInfo, StepInputs
-from kdbench.models import CIFAR_MODELS, feature_shapes
 from kdbench_plugins.methods.fitnet import FitNet, hint_regressor
 from kdbench_plugins.methods.pkt import PKT, pkt_loss
 from kdbench_plugins.methods.srrl import SRRL
 from kdbench_plugins.methods.vid import VID
+from tests.zoo import CIFAR_MODELS
 
 C = 5  # classes in the synthetic examples
 

@@ -1,4 +1,4 @@
-"""DKD, CTKD and DTD-LA against values worked out independently from METHODS.md §3 (plain Python math)."""
+"""DKD, CTKD and DTD-LA against values worked out independently from docs/methods.md §3 (plain Python math)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kdbench.methods import DistillationMethod, MethodContext, PairInfo, StepInputs
+from kdbench.contracts import DistillationMethod, MethodContext, PairInfo, StepInputs
 from kdbench_plugins.methods import ctkd as ctkd_module
 from kdbench_plugins.methods import dkd as dkd_module
 from kdbench_plugins.methods import dtd_la as dtd_la_module

@@ -13,13 +13,14 @@ import pytest
 import torch
 from torch import nn
 
+from kdbench.contracts import MethodContext, PairInfo, StepInputs, feature_shapes
 from kdbench.errors import KdbenchError
-from kdbench.methods import MethodContext, PairInfo, StepInputs
-from kdbench.models import CIFAR_MODELS, feature_shapes
+from kdbench.store import ResumeFile
 from kdbench_plugins.methods import crd as crd_module
 from kdbench_plugins.methods import semckd as semckd_module
 from kdbench_plugins.methods.crd import CRD
 from kdbench_plugins.methods.semckd import SemCKD
+from tests.zoo import CIFAR_MODELS
 
 # --------------------------------------------------------------------------------------------------
 # helpers
@@ -433,14 +434,15 @@ def test_crd_state_dict_restores_the_negative_stream():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    from kdbench.datasets import make_synthetic
+    from kdbench_plugins.datasets.synthetic import make_synthetic
 
     return make_synthetic(num_train=100, num_test=20, num_classes=4, image_size=8, seed=1)
 
 
 def engine_run(data, method, *, epochs=1, seed=0, init_seed=None, **kw):
-    from kdbench.engine import EngineConfig, build_method_context, train
-    from kdbench.recipe import Recipe
+    from kdbench.plan import Recipe
+    from kdbench.train.context import build_method_context
+    from kdbench.train.engine import EngineConfig, train
 
     recipe = Recipe(epochs=epochs, batch_size=32, lr=0.05, milestones=(10,)).resolved("resnet8")
     torch.manual_seed(123)
@@ -457,7 +459,7 @@ def test_engine_trains_semckd_on_full_batches(tiny_data):
     _, outcome = engine_run(tiny_data, method)
     assert method.batch_size == 32  # 100 samples: 3 full batches, the partial one is dropped
     metrics = outcome.epochs[-1]
-    assert math.isfinite(metrics["train_loss"]) and metrics["loss_semckd"] > 0 and metrics["loss_kd"] >= 0
+    assert math.isfinite(metrics.train_loss) and metrics.losses["semckd"] > 0 and metrics.losses["kd"] >= 0
 
 
 def test_engine_trains_crd_and_resumes_exactly(tiny_data, tmp_path):
@@ -473,11 +475,11 @@ def test_engine_trains_crd_and_resumes_exactly(tiny_data, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        engine_run(tiny_data, CRD(num_negatives=64), epochs=2, resume_path=resume, on_epoch_end=interrupt,
+        engine_run(tiny_data, CRD(num_negatives=64), epochs=2, checkpointer=ResumeFile(resume), on_epoch_end=interrupt,
                    config={"checkpoint_every": 1})
     assert torch.load(resume, weights_only=False)["epoch"] == 1
     resumed_method = CRD(num_negatives=64)
-    resumed, _ = engine_run(tiny_data, resumed_method, epochs=2, init_seed=99, resume_path=resume,
+    resumed, _ = engine_run(tiny_data, resumed_method, epochs=2, init_seed=99, checkpointer=ResumeFile(resume),
                             config={"checkpoint_every": 1})
     torch.testing.assert_close(resumed_method.memory_t, full_method.memory_t, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(resumed.state_dict()["fc.weight"], full.state_dict()["fc.weight"], rtol=1e-5,

@@ -1,15 +1,14 @@
 """The model zoo against RepDistiller's reference state dicts, plus the zoo's uniform interface.
 
-The reference JSON (parameter counts, 32 px feature shapes and every state-dict key/shape of the 22
-CIFAR models) is the compatibility contract with published teacher checkpoints; tests that need it are
-skipped, not failed, on a machine without it (override its location with ``KDBENCH_REFERENCE_JSON``).
+The reference JSON (``tests/data/repdistiller_state_dicts.json``: parameter counts, 32 px feature shapes
+and every state-dict key/shape of RepDistiller's 22 CIFAR models at 100 classes) is the compatibility
+contract with published teacher checkpoints; it is test data of this repository.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import torch
 import torchvision
 from torch import nn
 
+from kdbench.contracts import classifier_of, feature_shapes
 from kdbench.errors import KdbenchError
-from kdbench.models import CIFAR_MODELS, IMAGENET_MODELS, classifier_of, feature_shapes
+from tests.zoo import CIFAR_MODELS, IMAGENET_MODELS
 
 CIFAR_NAMES = [
     "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
@@ -27,9 +27,7 @@ CIFAR_NAMES = [
     "vgg19", "ShuffleV1", "ShuffleV2", "MobileNetV2", "ResNet50",
 ]  # fmt: skip
 
-REFERENCE_PATH = Path(
-    os.environ.get("KDBENCH_REFERENCE_JSON", "/work/shared/reference/repdistiller_state_dicts.json")
-)
+REFERENCE_PATH = Path(__file__).resolve().parent / "data" / "repdistiller_state_dicts.json"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -44,9 +42,11 @@ def _single_thread() -> Iterator[None]:
 
 @functools.cache
 def _reference() -> dict:
-    if not REFERENCE_PATH.is_file():
-        pytest.skip(f"reference JSON not found at {REFERENCE_PATH}")
     return json.loads(REFERENCE_PATH.read_text())
+
+
+def test_reference_covers_the_whole_zoo() -> None:
+    assert sorted(_reference()) == sorted(CIFAR_NAMES)
 
 
 def _fresh_model(name: str, **kwargs: int) -> nn.Module:

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from kdbench.cli import main
-from kdbench.plugins import load_registry
-from kdbench.suite import expand, load_suite
+from kdbench.plan import expand, load_suite
+from kdbench.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 TWINS = {
@@ -72,7 +72,7 @@ def test_cifar_suites_mirror_their_twins(name, registry):
     assert [r.label for r in cifar.runs if r.pair == cifar.runs[0].pair] == [
         r.label for r in twin.runs if r.pair == twin.runs[0].pair
     ]
-    assert all(r.recipe["epochs"] == 240 for r in cifar.runs)
+    assert all(r.recipe.epochs == 240 for r in cifar.runs)
     if name in ("selection", "ablation", "lambda", "eta"):
         assert {r.pair for r in cifar.runs} == {"resnet32x4 → resnet8x4"}
         assert len(cifar.runs) == 3 * TWINS[f"digits_{name}"][0]

@@ -8,14 +8,11 @@ import statistics
 import pandas as pd
 import pytest
 
-from kdbench.paper_tables import (
-    LAYOUTS,
-    ablation_table,
-    detect_layout,
-    eta_table,
-    lambda_table,
-    selection_table,
-)
+from kdbench.tables.ablation import ablation_table
+from kdbench.tables.eta_sweep import eta_table
+from kdbench.tables.lambda_sweep import lambda_table
+from kdbench.tables.layouts import LAYOUTS, detect_layout
+from kdbench.tables.selection import selection_table
 
 T, S = "resnet32x4", "resnet8x4"
 SEEDS3 = (74.0, 75.0, 76.0)  # → "75.00 ± 1.00"
@@ -273,8 +270,17 @@ def test_detect_layout_precedence_and_lookalikes():
 
 
 def test_layouts_registry_and_unknown_metric():
+    from typing import get_args
+
+    from kdbench.plan import TableLayout
+    from kdbench.tables.method_pair import method_pair_table
+    from kdbench.tables.oa_lda import oa_lda_table
+    from kdbench.tables.vanilla import vanilla_table
+
     assert LAYOUTS == {"selection": selection_table, "ablation": ablation_table, "lambda": lambda_table,
-                       "eta": eta_table}
+                       "eta": eta_table, "method_pair": method_pair_table, "vanilla": vanilla_table,
+                       "oa_lda": oa_lda_table}
+    assert set(LAYOUTS) == set(get_args(TableLayout))  # every layout a suite may name has its renderer
     with pytest.raises(ValueError, match="metric"):
         selection_table(selection_frame(), metric="median")
     empty = ablation_table(pd.DataFrame())

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from kdbench.recipe import Recipe, lr_at_epoch
+from kdbench.contracts import lr_at_epoch
+from kdbench.plan import Recipe
 
 
 def test_step_schedule_is_one_indexed():
@@ -17,10 +18,10 @@ def test_step_schedule_is_one_indexed():
 
 def test_small_students_get_the_small_lr():
     recipe = Recipe()
-    assert recipe.resolved("MobileNetV2")["lr"] == 0.01
-    assert recipe.resolved("ShuffleV1")["lr"] == 0.01
-    assert recipe.resolved("resnet8x4")["lr"] == 0.05
-    assert recipe.resolved("resnet8x4")["epochs"] == 240
+    assert recipe.resolved("MobileNetV2").lr == 0.01
+    assert recipe.resolved("ShuffleV1").lr == 0.01
+    assert recipe.resolved("resnet8x4").lr == 0.05
+    assert recipe.resolved("resnet8x4").epochs == 240
 
 
 def test_recipe_rejects_unknown_fields_and_unsorted_milestones():

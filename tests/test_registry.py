@@ -6,11 +6,9 @@ import textwrap
 
 import pytest
 
+from kdbench.contracts import DistillationMethod, LossTerms, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import DistillationMethod, LossTerms
-from kdbench.plugins import load_registry
-from kdbench.registry import REQUIRED, Registry
+from kdbench.registry import REQUIRED, Registry, load_registry
 
 BUILTIN = {
     "method": {"ce", "kd", "mse_kd"},
@@ -19,8 +17,8 @@ BUILTIN = {
 }
 
 THIRD_PARTY_METHOD = """
-    from kdbench.hookspecs import hookimpl
-    from kdbench.methods import DistillationMethod, LossTerms, cross_entropy_per_sample
+    from kdbench.contracts import hookimpl
+    from kdbench.contracts import DistillationMethod, LossTerms, cross_entropy_per_sample
 
 
     class HalfCE(DistillationMethod):

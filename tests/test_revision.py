@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdbench.errors import KdbenchError
-from kdbench.revision import RevisionLossConfig, revision_loss
-from kdbench_plugins.revisions.builtin import NoRevision, OneHotRevision, PaperRevision, SwapRevision
+from kdbench.train.revision_loss import RevisionLossConfig, revision_loss
+from kdbench_plugins.revisions.baselines import NoRevision, OneHotRevision, SwapRevision
+from kdbench_plugins.revisions.paper import PaperRevision
 
 
 def test_paper_worked_example():

@@ -1,17 +1,15 @@
-"""Data Selection: D_t masks, and the rules of METHODS.md §7 enforced before anything trains."""
+"""Data Selection: D_t masks, and the rules of docs/methods.md §7 enforced before anything trains."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from kdbench.contracts import DataValueEstimator, DistillationMethod, LossTerms, Scores, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench.estimators import DataValueEstimator, Scores
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import DistillationMethod, LossTerms
-from kdbench.plugins import load_registry
-from kdbench.selection import select
-from kdbench.suite import expand, load_suite
+from kdbench.plan import expand, load_suite
+from kdbench.registry import load_registry
+from kdbench.train.selection import select
 
 
 @pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8, 1.0])
@@ -90,12 +88,12 @@ def test_selection_and_revision_resolve_into_the_spec(write_suite, reg):
     ))), reg)
     first, rnd = plan.runs[0], plan.runs[1]
     assert first.label == "kd+LR+DS"
-    assert first.selection == {"estimator": {"name": "lowish", "params": {"seed": 0}, "version": "1"},
+    assert first.selection.identity() == {"estimator": {"name": "lowish", "params": {"seed": 0}, "version": "1"},
                                "fraction": 0.5, "order": "lowest"}  # the estimator's own direction
-    assert first.revision["params"] == {"eta": 0.8} and first.revision["lambda1"] == 4
-    assert rnd.selection == {"estimator": None, "fraction": 0.2, "order": "random", "seed": 0}
+    assert first.revision.strategy.params == {"eta": 0.8} and first.revision.lambda1 == 4
+    assert rnd.selection.identity() == {"estimator": None, "fraction": 0.2, "order": "random", "seed": 0}
     seed1 = [r for r in plan.runs if r.seed == 1]
-    assert seed1[0].selection["estimator"]["params"] == {"seed": 1}
+    assert seed1[0].selection.estimator.params == {"seed": 1}
     assert len({r.key for r in plan.runs}) == 4
 
 
@@ -117,7 +115,7 @@ def test_forbidden_combinations_fail_before_training(write_suite, reg, methods, 
 
 def test_own_logit_methods_accept_data_selection(write_suite, reg):
     plan = expand(load_suite(write_suite(HEAD + "methods:\n  - {name: own_logits, selection: lowish}\n")), reg)
-    assert plan.runs[0].selection["order"] == "lowest"
+    assert plan.runs[0].selection.order == "lowest"
 
 
 def test_validation_estimators_need_a_validation_split(write_suite, reg):

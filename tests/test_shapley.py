@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kdbench.errors import KdbenchError
-from kdbench.shapley import knn_shapley
+from kdbench_plugins.estimators._shapley import knn_shapley
 
 F64 = torch.float64
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kdbench.errors import KdbenchError
-from kdbench.suite import expand, load_suite
+from kdbench.plan import expand, load_suite
 
 GOOD = """
     name: tiny
@@ -34,7 +34,7 @@ def test_cross_product_and_dedup(write_suite, registry):
     kd2 = next(r for r in plan.runs if r.label == "kd_T2")
     assert kd2.method.params == {"T": 2, "gamma": 0.1, "alpha": 0.9}
     mobile = next(r for r in plan.runs if r.student == "MobileNetV2")
-    assert mobile.recipe["lr"] == 0.01  # the small-student rule is resolved into the spec
+    assert mobile.recipe.lr == 0.01  # the small-student rule is resolved into the spec
 
 
 def test_keys_are_stable_and_content_based(write_suite, registry, tmp_path):
@@ -48,7 +48,7 @@ def test_keys_are_stable_and_content_based(write_suite, registry, tmp_path):
 def test_spec_round_trips_through_json(write_suite, registry):
     import json
 
-    from kdbench.spec import RunSpec
+    from kdbench.plan import RunSpec
 
     plan = expand(load_suite(write_suite(GOOD)), registry)
     for spec in plan.runs:
@@ -110,12 +110,12 @@ def test_shipped_suites_expand(registry):
     cifar = expand(load_suite(root / "cifar100_kd.yaml"), registry)
     kd_runs = [r for r in cifar.runs if r.method.name == "kd"]
     assert len(kd_runs) == 10 * 3
-    assert all(r.recipe["epochs"] == 240 and r.recipe["batch_size"] == 64 for r in cifar.runs)
+    assert all(r.recipe.epochs == 240 and r.recipe.batch_size == 64 for r in cifar.runs)
 
 
 def test_teacher_recipe_overrides_are_validated(write_suite, registry):
     text = "dataset: digits\npairs: [{teacher: resnet20, student: resnet8}]\nmethods: [kd]\n"
     plan = expand(load_suite(write_suite(text + "teacher_recipe: {epochs: 7}\n")), registry)
-    assert plan.teachers[0].recipe["epochs"] == 7 and plan.runs[0].recipe["epochs"] == 240
+    assert plan.teachers[0].recipe.epochs == 7 and plan.runs[0].recipe.epochs == 240
     with pytest.raises(KdbenchError, match=r"b.yaml:5: teacher_recipe.epoch: Extra inputs"):
         expand(load_suite(write_suite(text + "teacher_recipe:\n  epoch: 7\n", "b.yaml")), registry)

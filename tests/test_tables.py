@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 
+from kdbench.store import RunStore
 from kdbench.tables import method_pair_table, results_frame, write_suite_tables
+from tests.records import make_record, make_spec
 
 
 def record(tmp, label, method, teacher, student, seed, best, last, teacher_top1=None, order=(0, 0)):
-    key = f"{label}-{teacher}-{student}-{seed}"
-    rec = {
-        "status": "finished", "key": key, "suite": "s", "label": label, "method": method,
-        "teacher": teacher, "student": student, "seed": seed, "best_top1": best, "last_top1": last,
-        "teacher_top1": teacher_top1, "wall_time_s": 1.0, "spec": {"order": list(order)},
-    }
-    path = tmp / "raw" / "s" / key / "record.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(rec))
+    spec = make_spec(label, method, teacher, student, seed, order=order)
+    RunStore(tmp).write_record(spec, make_record(spec, best, last, teacher_top1))
 
 
 def test_table_cells_by_hand(tmp_path):

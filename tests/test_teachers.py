@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kdbench.contracts import TrainingRecipe
 from kdbench.errors import KdbenchError
-from kdbench.models import CIFAR_MODELS
-from kdbench.runner import RunOptions, Worker
-from kdbench.spec import ComponentRef, TeacherSpec
-from kdbench.teachers import TeacherStore, load_checkpoint
+from kdbench.plan import ComponentRef, TeacherSpec
+from kdbench.run import RunOptions, Worker
+from kdbench.store import TeacherStore, load_checkpoint
+from tests.zoo import CIFAR_MODELS
 
 
 def test_repdistiller_checkpoint_round_trip(tmp_path):
@@ -46,29 +47,31 @@ def test_checkpoint_that_does_not_fit_is_one_line(tmp_path):
 
 def tiny_teacher_spec(epochs=1):
     dataset = ComponentRef("synthetic", {"num_train": 64, "num_test": 32, "num_classes": 4, "image_size": 8})
-    recipe = {"epochs": epochs, "batch_size": 32, "lr": 0.05, "milestones": [], "lr_decay": 0.1,
-              "momentum": 0.9, "weight_decay": 5e-4, "nesterov": False, "augment": True, "drop_last": False}
+    recipe = TrainingRecipe(epochs=epochs, batch_size=32, lr=0.05, milestones=(), lr_decay=0.1, momentum=0.9,
+                            weight_decay=5e-4, nesterov=False, augment=True, drop_last=False)
     return TeacherSpec("resnet8", "1", dataset, recipe, seed=0)
 
 
 def test_teacher_is_trained_once_and_reused(isolated_home, tmp_path, monkeypatch):
     options = RunOptions(results_root=str(tmp_path / "results"), device="cpu", quiet=True)
     spec = tiny_teacher_spec()
-    model, record = Worker(options).teacher(spec)
+    loaded = Worker(options).teachers.get(spec)
+    model, record = loaded.model, loaded.record
     saved = TeacherStore(isolated_home).model_path(spec)
-    assert saved.is_file() and record["key"] == spec.key
-    assert 0 <= record["test_top1"] <= 100
+    assert saved.is_file() and record.key == spec.key
+    assert 0 <= record.test_top1 <= 100
     mtime = saved.stat().st_mtime_ns
 
     def no_training(*args, **kwargs):
         raise AssertionError("the stored teacher should have been reused")
 
-    monkeypatch.setattr("kdbench.runner.train", no_training)
-    again, record2 = Worker(options).teacher(spec)
-    assert saved.stat().st_mtime_ns == mtime and record2["test_top1"] == record["test_top1"]
+    monkeypatch.setattr("kdbench.run.teachers.train", no_training)
+    loaded = Worker(options).teachers.get(spec)
+    again, record2 = loaded.model, loaded.record
+    assert saved.stat().st_mtime_ns == mtime and record2.test_top1 == record.test_top1
     x = torch.randn(2, 3, 8, 8)
     assert torch.equal(model.eval()(x), again.eval()(x))
-    assert [r["key"] for r in TeacherStore(isolated_home).list()] == [spec.key]
+    assert [r.key for r in TeacherStore(isolated_home).list()] == [spec.key]
 
 
 def test_different_recipe_is_a_different_teacher():

@@ -7,7 +7,7 @@ a lower bound on the mutual information between teacher and student representati
 objective, so that the student captures the teacher's *structure*: its embedding of a sample must be
 close to the teacher's embedding of the same sample and far from the teacher's embeddings of samples of
 other classes. Large numbers of negatives come from a memory bank instead of a huge batch.
-METHODS.md §4 gives the CIFAR-100 recipe reproduced here: γ = 1 (CE), α = 0 (no KD), β = 0.8.
+docs/methods.md §4 gives the CIFAR-100 recipe reproduced here: γ = 1 (CE), α = 0 (no KD), β = 0.8.
 
 What is computed, with the pooled features ``fs = feats_s[-1]``, ``ft = feats_t[-1]``:
 
@@ -49,16 +49,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdbench.errors import KdbenchError
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
     StepInputs,
     cross_entropy_per_sample,
+    hookimpl,
     upcast,
 )
+from kdbench.errors import KdbenchError
 
 NCE_EPS = 1e-7
 

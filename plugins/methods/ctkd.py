@@ -5,7 +5,7 @@ that *ascends* the KD loss (it looks for the hardest temperature for the student
 descends it. The adversarial direction comes from a gradient-reversal layer (Ganin & Lempitsky 2015)
 between θ and the loss, whose coefficient λ follows a cosine curriculum from 0 (no learning of the
 temperature, an easy task) to −1 (full reversal) over the first epochs. This is the "global" variant of
-the paper: one temperature for all samples, τ = τ_min + τ_range·sigmoid(GRL(θ)) (METHODS.md §3).
+the paper: one temperature for all samples, τ = τ_min + τ_range·sigmoid(GRL(θ)) (docs/methods.md §3).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
     StepInputs,
     cross_entropy_per_sample,
+    hookimpl,
     upcast,
 )
 

@@ -8,7 +8,7 @@ DKD splits Hinton's KD into two parts that the classic formulation couples throu
   "dark knowledge" proper, which classic KD scales down on exactly the samples the teacher is sure of.
 
 Weighting them separately (α for TCKD, β for NCKD, β chosen per teacher/student pair) and warming the
-distillation up linearly over the first epochs reproduces the published CIFAR-100 numbers (METHODS.md §3;
+distillation up linearly over the first epochs reproduces the published CIFAR-100 numbers (docs/methods.md §3;
 mdistiller's reference implementation). There is no Hinton KD term besides these two.
 """
 
@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     PairInfo,
     StepInputs,
     cross_entropy_per_sample,
+    hookimpl,
     upcast,
 )
 
@@ -42,7 +42,7 @@ PAIR_BETA: dict[tuple[str, str], float] = {
     ("vgg13", "MobileNetV2"): 6.0,
 }
 # How far the target logit (already divided by T) is pushed down to leave it out of the non-target
-# softmax; mdistiller's value, kept so the numbers match (METHODS.md §3).
+# softmax; mdistiller's value, kept so the numbers match (docs/methods.md §3).
 TARGET_MASK_OFFSET = 1000.0
 
 
@@ -89,7 +89,7 @@ def warmup_factor(epoch: int, warmup: float) -> float:
 class DKD(DistillationMethod):
     """Decoupled KD (Zhao et al. 2022): ce_weight·CE + min(epoch/warmup, 1)·(α·T²·TCKD + β·T²·NCKD).
 
-    ``beta=None`` resolves per teacher/student pair (METHODS.md §3): 2 for resnet56→resnet20 and
+    ``beta=None`` resolves per teacher/student pair (docs/methods.md §3): 2 for resnet56→resnet20 and
     resnet110→resnet32, 6 for vgg13→vgg8, wrn_40_2→wrn_16_2, wrn_40_2→wrn_40_1, vgg13→MobileNetV2,
     8 otherwise.
     """

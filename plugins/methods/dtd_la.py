@@ -13,7 +13,7 @@ Two fixes to the teacher's supervision in Hinton KD:
   teacher's distribution is kept. (The LR paper, arXiv 2404.03693, calls this the "swap" strategy.)
 
 Loss per sample: ``γ·CE + α·τ_i²·KL(q_i ‖ σ_τi(zs_i))`` with ``q_i`` the adjusted ``σ_τi(zt_i)``
-(METHODS.md §3; defaults τ0=4, β_d=2, γ_w=1, τ_i ≥ 1, γ=0.1, α=0.9 are the project's choices).
+(docs/methods.md §3; defaults τ0=4, β_d=2, γ_w=1, τ_i ≥ 1, γ=0.1, α=0.9 are the project's choices).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     StepInputs,
     cross_entropy_per_sample,
+    hookimpl,
     upcast,
 )
 

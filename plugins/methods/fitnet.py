@@ -2,7 +2,7 @@
 
 Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015. The student's "guided" layer is mapped
 to the teacher's "hint" layer by a small trainable regressor and the squared error between the two is
-minimised. As in the CIFAR-100 benchmarks (RepDistiller, METHODS.md §4) the hint is trained jointly
+minimised. As in the CIFAR-100 benchmarks (RepDistiller, docs/methods.md §4) the hint is trained jointly
 with the task loss in one stage, without the paper's separate hint pre-training.
 """
 
@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from kdbench.errors import KdbenchError
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
     StepInputs,
     ce_and_kd_terms,
+    hookimpl,
     upcast,
 )
+from kdbench.errors import KdbenchError
 
 
 def hint_regressor(student_shape: Sequence[int], teacher_shape: Sequence[int]) -> nn.Sequential:
@@ -62,7 +62,7 @@ class FitNet(DistillationMethod):
     student map to the teacher's shape; it is trained with the student. ``hint_layer`` indexes the
     feature list ``[stem, stage1, ..., stageK, pooled]`` (default 2, the middle stage of the CIFAR
     ResNets, as in RepDistiller). ``alpha`` optionally adds Hinton KD at temperature ``T`` (off by
-    default, METHODS.md §4).
+    default, docs/methods.md §4).
     """
 
     needs_features = True

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     StepInputs,
     ce_and_kd_terms,
+    hookimpl,
     upcast,
 )
 
@@ -51,9 +51,9 @@ class PKT(DistillationMethod):
     """Probabilistic Knowledge Transfer (Passalis & Tefas, ECCV 2018): γ·CE + β·KL of similarity maps.
 
     Uses the pooled features (the last entry of the feature list), so student and teacher widths may
-    differ. The loss is relational over the whole batch, so it is a batch term (METHODS.md §6: with
+    differ. The loss is relational over the whole batch, so it is a batch term (docs/methods.md §6: with
     Data Selection it still uses every sample of the batch). β=30000 as in RepDistiller; ``alpha``
-    optionally adds Hinton KD at temperature ``T`` (off by default, METHODS.md §4).
+    optionally adds Hinton KD at temperature ``T`` (off by default, docs/methods.md §4).
     """
 
     needs_features = True

@@ -6,7 +6,7 @@ AAAI 2021, doi:10.1609/aaai.v35i8.16865 (arXiv 2012.03236).
 Why: hand-assigned teacher/student layer pairs (FitNet, VID, ...) can pair layers whose semantics
 differ, which hurts the student. SemCKD lets every student layer distil from *every* teacher layer and
 learns, per training instance, how much each teacher layer should count, from how similarly the two
-layers arrange the batch (their sample-similarity, i.e. Gram, matrices). METHODS.md §4 gives the
+layers arrange the batch (their sample-similarity, i.e. Gram, matrices). docs/methods.md §4 gives the
 CIFAR-100 recipe reproduced here: β = 400 on the feature term, KD kept on (γ = 1, α = 1, T = 4).
 
 What is computed, with B the batch size and ``fs_i`` / ``ft_j`` the student / teacher stage maps
@@ -43,17 +43,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdbench.errors import KdbenchError
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
     StepInputs,
     cross_entropy_per_sample,
+    hookimpl,
     kl_per_sample,
     upcast,
 )
+from kdbench.errors import KdbenchError
 
 ALIGN_MODES = ("pool_larger", "to_teacher")
 

@@ -15,16 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdbench.errors import KdbenchError
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
     StepInputs,
     ce_and_kd_terms,
+    hookimpl,
     upcast,
 )
+from kdbench.errors import KdbenchError
 
 
 class Connector(nn.Module):
@@ -59,7 +59,7 @@ class SRRL(DistillationMethod):
     output, ``ft`` the teacher's pooled feature and ``W_t, b_t`` the teacher's classifier. Gradients flow
     through ``W_t`` into the student, but the classifier is neither a parameter of this method nor ever
     changed: it is held outside the module tree and used detached. ``alpha`` optionally adds Hinton KD
-    at temperature ``T``; METHODS.md §4 sets α=0 as a [choice].
+    at temperature ``T``; docs/methods.md §4 sets α=0 as a [choice].
     """
 
     needs_features = True

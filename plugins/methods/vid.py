@@ -16,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdbench.errors import KdbenchError
-from kdbench.hookspecs import hookimpl
-from kdbench.methods import (
+from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
     StepInputs,
     ce_and_kd_terms,
+    hookimpl,
     upcast,
 )
+from kdbench.errors import KdbenchError
 
 
 def vid_mean_regressor(student_channels: int, teacher_channels: int) -> nn.Sequential:
@@ -62,7 +62,7 @@ class VID(DistillationMethod):
     size, the mean μ(fs) comes from a bias-free 1×1 conv regressor and the per-channel variance is
     ``softplus(ℓ) + eps``, with ℓ initialised so that the variance starts at ``init_variance``. Per pair
     the loss is ``mean over (B, C, H, W) of 0.5·((μ(fs) − ft)²/σ² + log σ²)``; pairs are summed.
-    ``alpha`` optionally adds Hinton KD at temperature ``T`` (off by default, METHODS.md §4).
+    ``alpha`` optionally adds Hinton KD at temperature ``T`` (off by default, docs/methods.md §4).
     """
 
     needs_features = True

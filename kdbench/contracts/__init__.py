@@ -1,0 +1,61 @@
+"""What a plugin implements, and the helpers it may use: the only part of kdbench a plugin imports.
+
+    from kdbench.contracts import hookimpl, DistillationMethod, LossTerms, cross_entropy_per_sample
+
+Hooks (``hookspecs``), and one contract per component kind: methods (``methods``, with the loss
+helpers in ``losses``), data-value estimators (``estimators``), label revisions (``revisions``),
+datasets (``datasets``), models (``models``) and executors (``executors``); the resolved training
+recipe a run trains under (``recipe``); and ``register_folder`` for plugin packages that keep one
+component per module.
+"""
+
+from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats, hold_out_validation
+from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
+from kdbench.contracts.executors import Executor
+from kdbench.contracts.hookspecs import hookimpl
+from kdbench.contracts.losses import cross_entropy_per_sample, kl_per_sample, upcast
+from kdbench.contracts.methods import (
+    SCRATCH_METHOD,
+    DistillationMethod,
+    LossTerms,
+    MethodContext,
+    PairInfo,
+    StepInputs,
+    ce_and_kd_terms,
+)
+from kdbench.contracts.models import ModelOutput, classifier_of, feature_shapes
+from kdbench.contracts.plugin_folders import register_folder
+from kdbench.contracts.recipe import TrainingRecipe, lr_at_epoch
+from kdbench.contracts.revisions import LabelRevision, one_hot_like
+
+__all__ = [
+    "SCRATCH_METHOD",
+    "CheckpointOutputs",
+    "DataValueEstimator",
+    "DistillationMethod",
+    "Executor",
+    "ImageDataset",
+    "LabelRevision",
+    "LossTerms",
+    "MethodContext",
+    "ModelOutput",
+    "PairInfo",
+    "Scores",
+    "ScoringInputs",
+    "SplitOutputs",
+    "StepInputs",
+    "TrainingRecipe",
+    "batched_crop",
+    "ce_and_kd_terms",
+    "channel_stats",
+    "classifier_of",
+    "cross_entropy_per_sample",
+    "feature_shapes",
+    "hold_out_validation",
+    "hookimpl",
+    "kl_per_sample",
+    "lr_at_epoch",
+    "one_hot_like",
+    "register_folder",
+    "upcast",
+]

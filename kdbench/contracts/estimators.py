@@ -1,0 +1,74 @@
+"""The contract of data-value estimators (plugins of kind "estimator") for Data Selection (docs/methods.md §6a).
+
+An estimator scores every training sample once, from the trained teacher, before any student trains
+(the paper's Algorithm 1). It sees the teacher only through :class:`ScoringInputs`: penultimate
+features, logits and labels on un-augmented images, the classifier head, the teacher's weight decay,
+optionally a validation split and checkpoints saved while the teacher trained (TracIn). Everything is
+float64 so that the influence solvers are exact to rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+#: The paper's Data Selection (docs/methods.md §6): the 80% highest-influence samples go to the teacher.
+DEFAULT_ESTIMATOR = "influence"
+DEFAULT_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """The teacher's view of one split: h (N×d), z (N×C), y (N), all on one device, float64 / int64."""
+
+    features: Tensor
+    logits: Tensor
+    labels: Tensor
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class CheckpointOutputs:
+    """The teacher at one checkpoint saved during its training, for TracIn-style estimators."""
+
+    epoch: int
+    lr: float
+    train: SplitOutputs
+    head_weight: Tensor  # C×d
+    head_bias: Tensor  # C
+
+
+@dataclass(frozen=True)
+class ScoringInputs:
+    train: SplitOutputs
+    head_weight: Tensor  # C×d, the trained teacher's final linear layer
+    head_bias: Tensor  # C
+    weight_decay: float  # the teacher recipe's weight decay: default influence damping
+    val: SplitOutputs | None = None
+    checkpoints: tuple[CheckpointOutputs, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-sample scores plus the resolved settings actually used (recorded with every run)."""
+
+    values: Tensor  # N, float64
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class DataValueEstimator:
+    """Base class: subclass, declare needs and direction, implement :meth:`score`."""
+
+    # Does a higher score mean "send this sample to the teacher" (into D_t)?
+    higher_to_teacher: ClassVar[bool] = True
+    needs_validation: ClassVar[bool] = False
+    needs_checkpoints: ClassVar[bool] = False
+
+    def score(self, inputs: ScoringInputs) -> Scores:
+        raise NotImplementedError

@@ -1,0 +1,27 @@
+"""Loss helpers that method plugins share; every one returns a value per sample (no batch reduction).
+
+Losses are computed in at least fp32, also under bf16 autocast, so a method never has to think about
+the engine's precision.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def upcast(x: Tensor) -> Tensor:
+    """Losses are computed in at least fp32, also under bf16 autocast; fp64 stays fp64 (tests)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def cross_entropy_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
+    return F.cross_entropy(upcast(logits), targets, reduction="none")
+
+
+def kl_per_sample(teacher_logits: Tensor, student_logits: Tensor, temperature: float) -> Tensor:
+    """``KL(σ_T(zt) ‖ σ_T(zs))`` summed over classes, one value per sample (no T² factor)."""
+    log_p_s = F.log_softmax(upcast(student_logits) / temperature, dim=1)
+    log_p_t = F.log_softmax(upcast(teacher_logits) / temperature, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)

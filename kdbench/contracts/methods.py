@@ -1,0 +1,124 @@
+"""The contract between a distillation method and the one training loop (``kdbench.train.engine``).
+
+A method declares what it needs (teacher or not, intermediate features, dataset indices, full
+batches) and returns named loss terms of two kinds:
+
+* ``sample`` terms: the output-level supervision, one value per sample (CE, KD's KL, ...). The engine
+  owns how these combine with Data Selection and Label Revision (docs/methods.md §7): samples outside the
+  teacher-supervised subset D_t get plain cross-entropy instead, and Label Revision replaces them on
+  D_t with the paper's Eq. (11). A method never has to know either exists.
+* ``batch`` terms: scalars computed over the whole batch (feature, relational and contrastive
+  losses); they are added as they are.
+
+Every term is already multiplied by its weight (γ, α, β). Extra trainable modules (regressors,
+embeddings, learnable temperatures) are created in :meth:`DistillationMethod.setup` as submodules,
+so the engine puts them in the student's optimizer with the same schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from kdbench.contracts.losses import cross_entropy_per_sample, kl_per_sample, upcast
+
+#: The method that trains from ground truth alone: teachers, and students "from scratch", use it.
+SCRATCH_METHOD = "ce"
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    """Which teacher/student a method will run on; used to resolve pair-dependent defaults."""
+
+    student: str
+    teacher: str | None
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Everything a method may look at when it builds its extra modules."""
+
+    pair: PairInfo
+    num_classes: int
+    num_train: int
+    batch_size: int
+    epochs: int
+    student_feature_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    teacher_feature_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    teacher_classifier: nn.Linear | None = None  # frozen: keep it out of the method's own parameters
+    train_labels: Tensor | None = None  # labels of the training split by dataset index (e.g. CRD's negatives)
+
+
+@dataclass
+class StepInputs:
+    """One training step's tensors, as the engine computed them for the method."""
+
+    student_logits: Tensor
+    targets: Tensor
+    epoch: int  # 1-indexed
+    indices: Tensor | None = None  # dataset indices of the samples, for methods that declare needs_indices
+    teacher_logits: Tensor | None = None
+    student_feats: list[Tensor] | None = None
+    teacher_feats: list[Tensor] | None = None
+
+
+@dataclass
+class LossTerms:
+    """Named, weighted loss terms: per-sample vectors and whole-batch scalars."""
+
+    sample: dict[str, Tensor] = field(default_factory=dict)
+    batch: dict[str, Tensor] = field(default_factory=dict)
+
+    def per_sample_total(self, like: Tensor) -> Tensor:
+        total = torch.zeros(like.shape[0], dtype=upcast(like).dtype, device=like.device)
+        for value in self.sample.values():
+            total = total + upcast(value)
+        return total
+
+    def batch_total(self, like: Tensor) -> Tensor:
+        total = torch.zeros((), dtype=upcast(like).dtype, device=like.device)
+        for value in self.batch.values():
+            total = total + upcast(value)
+        return total
+
+
+class DistillationMethod(nn.Module):
+    """Base class of every method plugin. Subclass, declare needs, implement :meth:`loss_terms`."""
+
+    uses_teacher: ClassVar[bool] = True
+    needs_features: ClassVar[bool] = False
+    # True: ``step.indices`` carries the dataset index of every sample (CRD's memory banks); else None.
+    needs_indices: ClassVar[bool] = False
+    full_batches_only: ClassVar[bool] = False
+    # True for methods whose logit loss is their own (DKD, CTKD, DTD-LA): Label Revision would replace
+    # it, so asking for LR on them is an error (docs/methods.md §7).
+    owns_logit_loss: ClassVar[bool] = False
+
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
+        """Fill pair-dependent defaults (e.g. DKD's β) so the run key records the values used."""
+        return dict(params)
+
+    def setup(self, ctx: MethodContext) -> None:
+        """Create extra trainable modules from the real feature shapes. Default: none."""
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        """Per-epoch schedules (warm-ups, gradient-reversal ramps). ``epoch`` is 1-indexed."""
+
+    def loss_terms(self, step: StepInputs) -> LossTerms:
+        raise NotImplementedError
+
+
+def ce_and_kd_terms(step: StepInputs, gamma: float, alpha: float = 0.0, T: float = 4.0) -> dict[str, Tensor]:
+    """The output-level sample terms most methods share: ``γ·CE`` plus, when ``alpha`` is set, Hinton's
+    ``α·T²·KL(σ_T(zt) ‖ σ_T(zs))``. Feature methods keep these next to their own batch term."""
+    terms = {"ce": gamma * cross_entropy_per_sample(step.student_logits, step.targets)}
+    if alpha:
+        if step.teacher_logits is None:
+            raise ValueError("a KD term (alpha > 0) needs the teacher's logits")
+        terms["kd"] = alpha * T**2 * kl_per_sample(step.teacher_logits, step.student_logits, T)
+    return terms

@@ -1,0 +1,62 @@
+"""The model contract: one forward signature for every architecture, and what the harness reads off it.
+
+A model plugin's factory takes ``num_classes`` and returns an ``nn.Module`` whose ``forward(x,
+features=False)`` gives logits, and with ``features=True`` gives ``(feats, logits)`` where ``feats =
+[stem, stage1, ..., stageK, pooled]`` (docs/methods.md §2). Feature methods size their extra modules
+from :func:`feature_shapes`; SRRL and data selection read the classifier through :func:`classifier_of`.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import torch
+from torch import nn
+
+from kdbench.errors import KdbenchError
+
+#: ``forward(x)`` returns logits; ``forward(x, features=True)`` returns ``(feats, logits)``.
+ModelOutput: TypeAlias = torch.Tensor | tuple[list[torch.Tensor], torch.Tensor]
+
+_HEAD_NAMES = ("fc", "classifier", "linear")
+
+
+def classifier_of(model: nn.Module) -> nn.Linear:
+    """The final linear layer of a zoo model, whatever its attribute is called.
+
+    Methods that read or replace the head (e.g. to get the class-embedding weights) use this instead of
+    knowing that ResNets say ``fc``, VGG ``classifier``, ShuffleNets ``linear`` and MobileNetV2
+    ``classifier[0]``.
+    """
+    for name in _HEAD_NAMES:
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Linear):
+            return head
+        if isinstance(head, nn.Sequential):
+            linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+            if linears:
+                return linears[-1]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise KdbenchError(f"{type(model).__name__} has no nn.Linear classifier")
+    return linears[-1]
+
+
+def feature_shapes(model: nn.Module, image_size: int = 32, channels: int = 3) -> list[tuple[int, ...]]:
+    """Per-sample shapes (no batch dimension) of ``model(x, features=True)[0]``.
+
+    Found by a dry forward of a batch of 2 in eval mode without gradients, on the model's own device and
+    dtype; the model's train/eval mode is restored afterwards, so this is safe mid-training.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = torch.zeros(2, channels, image_size, image_size, device=device, dtype=dtype)
+            feats, _ = model(x, features=True)
+    finally:
+        model.train(was_training)
+    return [tuple(f.shape[1:]) for f in feats]

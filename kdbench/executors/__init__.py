@@ -1,1 +1,0 @@
-"""Executors run a list of specs through workers: serially (default), or spread over devices/jobs."""

@@ -1,0 +1,188 @@
+"""A validated suite → its plan: the teachers it needs and the cross product of typed run specs.
+
+Every name and parameter is checked against the registry here, before anything trains, and the rules
+of docs/methods.md §7 (which methods Data Selection and Label Revision combine with) are enforced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kdbench.contracts.methods import PairInfo
+from kdbench.errors import KdbenchError
+from kdbench.plan.recipe import Recipe
+from kdbench.plan.spec import ComponentRef, RevisionSpec, RunSpec, SelectionSpec, TeacherSpec
+from kdbench.plan.suite_file import MethodEntry, Suite
+from kdbench.registry import Component, Registry
+
+
+def file_sha256(path: Path) -> str:
+    """A checkpoint's identity: its bytes, not its path."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a suite asks for: teachers to have, then student runs (deduplicated, in file order)."""
+
+    suite: Suite
+    teachers: list[TeacherSpec]
+    runs: list[RunSpec]
+
+
+def construct(comp: Component, params: dict[str, Any], where: str) -> Any:
+    """Build a component from resolved parameters, so that a value it rejects fails before any run."""
+    try:
+        return comp.factory(**params)
+    except KdbenchError as exc:
+        raise KdbenchError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise KdbenchError(f"{where}: {comp.kind} {comp.name!r} rejected its parameters: {exc}") from None
+
+
+def resolve_estimator(comp: Component, params: dict[str, Any], seed: int, where: Any) -> tuple[dict[str, Any], Any]:
+    """An estimator's resolved, checked parameters and its instance; a ``seed`` left at None takes ``seed``."""
+    params = comp.resolve(params, where)
+    if "seed" in params and params["seed"] is None:
+        params["seed"] = seed  # a seeded estimator left unseeded follows the run's seed
+    return params, construct(comp, params, where(None) if callable(where) else where)
+
+
+def expand(suite: Suite, registry: Registry) -> Plan:
+    """Validate names and parameters against the registry and build the cross product."""
+    cfg = suite.config
+    dataset_comp = registry.get_at(suite.where("dataset", "name"), "dataset", cfg.dataset.name)
+    dataset = ComponentRef(
+        cfg.dataset.name,
+        dataset_comp.resolve(cfg.dataset.params, lambda k: suite.where("dataset", "params", k)),
+        dataset_comp.version,
+    )
+    teacher_recipe = _teacher_recipe(suite)
+
+    teachers: dict[str, TeacherSpec] = {}
+    pair_teachers: list[TeacherSpec | None] = []
+    for i, pair in enumerate(cfg.pairs):
+        registry.get_at(suite.where("pairs", i, "student"), "model", pair.student)
+        if pair.teacher is None:
+            if pair.checkpoint:
+                raise KdbenchError(f"{suite.where('pairs', i)}: a checkpoint needs its teacher arch")
+            pair_teachers.append(None)
+            continue
+        arch = registry.get_at(suite.where("pairs", i, "teacher"), "model", pair.teacher)
+        if pair.checkpoint:
+            ckpt = (suite.path.parent / pair.checkpoint).expanduser().resolve()
+            if not ckpt.is_file():
+                raise KdbenchError(f"{suite.where('pairs', i, 'checkpoint')}: checkpoint not found: {ckpt}")
+            tspec = TeacherSpec(pair.teacher, arch.version, dataset, None, 0, str(ckpt), file_sha256(ckpt))
+        else:
+            tspec = TeacherSpec(
+                pair.teacher, arch.version, dataset, teacher_recipe.resolved(pair.teacher), cfg.teacher_seed
+            )
+            teachers.setdefault(tspec.key, tspec)
+        pair_teachers.append(tspec)
+
+    runs: dict[str, RunSpec] = {}
+    for seed in cfg.seeds:
+        for i, pair in enumerate(cfg.pairs):
+            for j, entry in enumerate(cfg.methods):
+                comp = registry.get_at(suite.where("methods", j, "name"), "method", entry.name)
+                uses_teacher = getattr(comp.factory, "uses_teacher", True)
+                if uses_teacher and pair_teachers[i] is None:
+                    raise KdbenchError(
+                        f"{suite.where('methods', j)}: method {entry.name!r} needs a teacher but pair {i} has none"
+                    )
+                info = PairInfo(pair.student, pair.teacher if uses_teacher else None)
+                params = _method_params(suite, j, entry, comp, info)
+                spec = RunSpec(
+                    suite=suite.name,
+                    label=entry.display(),
+                    method=ComponentRef(entry.name, params, comp.version),
+                    student=pair.student,
+                    student_version=registry.get("model", pair.student).version,
+                    dataset=dataset,
+                    recipe=cfg.recipe.resolved(pair.student),
+                    seed=seed,
+                    teacher=pair_teachers[i] if uses_teacher else None,
+                    selection=_selection(suite, registry, j, entry, comp, dataset, seed),
+                    revision=_revision(suite, registry, j, entry, comp),
+                    plugin_files=suite.plugin_files,
+                    order=(i, j),
+                )
+                runs.setdefault(spec.key, spec)
+    return Plan(suite=suite, teachers=list(teachers.values()), runs=list(runs.values()))
+
+
+def _teacher_recipe(suite: Suite) -> Recipe:
+    cfg = suite.config
+    try:
+        return Recipe.model_validate({**cfg.recipe.model_dump(), **cfg.teacher_recipe})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        where = suite.where("teacher_recipe", *err["loc"])
+        raise KdbenchError(f"{where}: teacher_recipe.{field}: {err['msg']}") from None
+
+
+def _method_params(suite: Suite, j: int, entry: MethodEntry, comp: Component, pair: PairInfo) -> dict[str, Any]:
+    """Resolved, checked parameters of a method entry for one pair (pair-dependent defaults filled in)."""
+    params = comp.resolve(entry.params, lambda k: suite.where("methods", j, "params", k))
+    resolve = getattr(comp.factory, "resolve_params", None)
+    params = resolve(params, pair) if resolve else params
+    construct(comp, params, suite.where("methods", j, "params"))
+    return params
+
+
+def _selection(
+    suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Component, dataset: ComponentRef, seed: int
+) -> SelectionSpec | None:
+    """The resolved Data Selection of a method entry, checked against the rules of docs/methods.md §7."""
+    sel = entry.selection
+    if sel is None:
+        return None
+    where = suite.where("methods", j, "selection")
+    if not getattr(method.factory, "uses_teacher", True):
+        raise KdbenchError(f"{where}: Data Selection splits samples between teacher and ground truth; "
+                           f"method {entry.name!r} uses no teacher")
+    if sel.order == "random":  # the scores play no part: no estimator, a seeded random subset
+        return SelectionSpec(fraction=sel.fraction, order="random", seed=seed)
+    comp = registry.get_at(suite.where("methods", j, "selection", "estimator"), "estimator", sel.estimator)
+
+    def at(key: str | None) -> str:
+        return suite.where("methods", j, "selection", "params", key) if key else where
+
+    params, instance = resolve_estimator(comp, sel.params, seed, at)
+    if getattr(instance, "needs_validation", False) and not dataset.params.get("val_fraction"):
+        raise KdbenchError(f"{where}: estimator {sel.estimator!r} needs a validation split: "
+                           "set the dataset's params.val_fraction")
+    order = sel.order or ("highest" if getattr(comp.factory, "higher_to_teacher", True) else "lowest")
+    estimator = ComponentRef(sel.estimator, params, comp.version)
+    return SelectionSpec(fraction=sel.fraction, order=order, estimator=estimator)
+
+
+def _revision(suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Component) -> RevisionSpec | None:
+    """The resolved Label Revision of a method entry, checked against the rules of docs/methods.md §7."""
+    rev = entry.revision
+    if rev is None:
+        return None
+    where = suite.where("methods", j, "revision")
+    if not getattr(method.factory, "uses_teacher", True):
+        raise KdbenchError(f"{where}: Label Revision revises the teacher's predictions; "
+                           f"method {entry.name!r} uses no teacher")
+    if getattr(method.factory, "owns_logit_loss", False):
+        raise KdbenchError(f"{where}: method {entry.name!r} has a logit loss of its own, which Label Revision "
+                           "would replace; the paper combines such methods with Data Selection only "
+                           "(docs/methods.md §7)")
+    comp = registry.get_at(suite.where("methods", j, "revision", "name"), "revision", rev.name)
+    params = comp.resolve(rev.params, lambda k: suite.where("methods", j, "revision", "params", k))
+    construct(comp, params, where)
+    return RevisionSpec(ComponentRef(rev.name, params, comp.version), rev.lambda1, rev.lambda2, rev.reduction,
+                        rev.temperature)

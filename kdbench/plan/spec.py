@@ -1,0 +1,221 @@
+"""Run and teacher specifications: frozen, typed, plain data with a content-hash key.
+
+A spec is the only thing that crosses into a worker (process, SLURM job, Ray task); the worker
+rebuilds the registry from ``plugin_files`` and looks components up by name. The key hashes only
+what changes the numbers (components, their resolved parameters and code versions, data, recipe,
+seed, Data Selection and Label Revision), so a finished run is found again by any suite that asks for
+the same thing. ``to_dict``/``from_dict`` give the JSON form stored in every record; the key is
+computed from exactly that form, so a spec read back from a record has the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kdbench.contracts.recipe import TrainingRecipe
+from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
+
+SPEC_FORMAT = 1  # bump when the meaning of a key changes
+
+SelectionOrder = Literal["highest", "lowest", "random"]
+Reduction = Literal["mean", "sum"]
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def content_key(obj: Any, length: int = 16) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    """A component by name with its fully resolved parameters and code version."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    version: str = "1"
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params, "version": self.version}
+
+    @classmethod
+    def from_identity(cls, d: dict[str, Any]) -> ComponentRef:
+        return cls(name=d["name"], params=dict(d.get("params") or {}), version=str(d.get("version", "1")))
+
+
+@dataclass(frozen=True)
+class SelectionSpec:
+    """Data Selection (docs/methods.md §6): ``fraction`` of the training set goes to the teacher (D_t).
+
+    With ``order`` "highest"/"lowest" the samples are ranked by ``estimator``'s scores; with "random"
+    there is no estimator and ``seed`` draws the subset.
+    """
+
+    fraction: float
+    order: SelectionOrder
+    estimator: ComponentRef | None = None
+    seed: int | None = None
+
+    def identity(self) -> dict[str, Any]:
+        if self.order == "random":
+            return {"estimator": None, "fraction": self.fraction, "order": "random", "seed": self.seed}
+        assert self.estimator is not None
+        return {"estimator": self.estimator.identity(), "fraction": self.fraction, "order": self.order}
+
+    @classmethod
+    def from_identity(cls, d: dict[str, Any]) -> SelectionSpec:
+        estimator = ComponentRef.from_identity(d["estimator"]) if d.get("estimator") else None
+        return cls(fraction=d["fraction"], order=d["order"], estimator=estimator, seed=d.get("seed"))
+
+
+@dataclass(frozen=True)
+class RevisionSpec:
+    """Label Revision (docs/methods.md §5): a revision strategy plus Eq. (11)'s options."""
+
+    strategy: ComponentRef
+    lambda1: float = DEFAULT_LAMBDA1
+    lambda2: float = DEFAULT_LAMBDA2
+    reduction: Reduction = "mean"
+    temperature: float = 1.0
+
+    def identity(self) -> dict[str, Any]:
+        return {**self.strategy.identity(), "lambda1": self.lambda1, "lambda2": self.lambda2,
+                "reduction": self.reduction, "temperature": self.temperature}
+
+    @classmethod
+    def from_identity(cls, d: dict[str, Any]) -> RevisionSpec:
+        return cls(strategy=ComponentRef.from_identity(d), lambda1=d["lambda1"], lambda2=d["lambda2"],
+                   reduction=d["reduction"], temperature=d["temperature"])
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A teacher: trained by the harness from (arch, data, recipe, seed), or loaded from a checkpoint."""
+
+    arch: str
+    arch_version: str
+    dataset: ComponentRef
+    recipe: TrainingRecipe | None  # None for a checkpoint: its training is not ours to describe
+    seed: int
+    checkpoint: str | None = None  # path of an external checkpoint; then ``fingerprint`` is its sha256
+    fingerprint: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self.checkpoint is not None:
+            return content_key({"arch": self.arch, "checkpoint_sha256": self.fingerprint})
+        assert self.recipe is not None
+        return content_key(
+            {
+                "format": SPEC_FORMAT,
+                "arch": [self.arch, self.arch_version],
+                "dataset": self.dataset.identity(),
+                "recipe": self.recipe.identity(),
+                "seed": self.seed,
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "arch_version": self.arch_version,
+            "dataset": self.dataset.identity(),
+            "recipe": self.recipe.identity() if self.recipe else {},
+            "seed": self.seed,
+            "checkpoint": self.checkpoint,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TeacherSpec:
+        return cls(
+            arch=d["arch"],
+            arch_version=d["arch_version"],
+            dataset=ComponentRef.from_identity(d["dataset"]),
+            recipe=TrainingRecipe.from_identity(d["recipe"]) if d.get("recipe") else None,
+            seed=d["seed"],
+            checkpoint=d.get("checkpoint"),
+            fingerprint=d.get("fingerprint"),
+        )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One student training run of a suite's cross product."""
+
+    suite: str
+    label: str
+    method: ComponentRef
+    student: str
+    student_version: str
+    dataset: ComponentRef
+    recipe: TrainingRecipe
+    seed: int
+    teacher: TeacherSpec | None = None
+    selection: SelectionSpec | None = None
+    revision: RevisionSpec | None = None
+    plugin_files: tuple[str, ...] = ()
+    order: tuple[int, int] = (0, 0)  # (pair, method entry) position in the suite: table order, not key
+
+    @property
+    def key(self) -> str:
+        return content_key(
+            {
+                "format": SPEC_FORMAT,
+                "method": self.method.identity(),
+                "student": [self.student, self.student_version],
+                "teacher": self.teacher.key if self.teacher else None,
+                "dataset": self.dataset.identity(),
+                "recipe": self.recipe.identity(),
+                "seed": self.seed,
+                "selection": self.selection.identity() if self.selection else None,
+                "revision": self.revision.identity() if self.revision else None,
+            }
+        )
+
+    @property
+    def pair(self) -> str:
+        return f"{self.teacher.arch if self.teacher else '-'} → {self.student}"
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "label": self.label,
+            "method": self.method.identity(),
+            "student": self.student,
+            "student_version": self.student_version,
+            "dataset": self.dataset.identity(),
+            "recipe": self.recipe.identity(),
+            "seed": self.seed,
+            "teacher": self.teacher.to_dict() if self.teacher else None,
+            "selection": self.selection.identity() if self.selection else None,
+            "revision": self.revision.identity() if self.revision else None,
+            "plugin_files": list(self.plugin_files),
+            "order": list(self.order),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(
+            suite=d["suite"],
+            label=d["label"],
+            method=ComponentRef.from_identity(d["method"]),
+            student=d["student"],
+            student_version=d["student_version"],
+            dataset=ComponentRef.from_identity(d["dataset"]),
+            recipe=TrainingRecipe.from_identity(d["recipe"]),
+            seed=d["seed"],
+            teacher=TeacherSpec.from_dict(d["teacher"]) if d.get("teacher") else None,
+            selection=SelectionSpec.from_identity(d["selection"]) if d.get("selection") else None,
+            revision=RevisionSpec.from_identity(d["revision"]) if d.get("revision") else None,
+            plugin_files=tuple(d.get("plugin_files", ())),
+            order=tuple(d.get("order", (0, 0))),
+        )

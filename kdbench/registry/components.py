@@ -1,0 +1,176 @@
+"""Name → component, per kind, with parameters read from each factory's signature and type hints.
+
+The registry is filled by plugin discovery (``kdbench.registry.discovery``) and is the only place the
+rest of the harness looks components up, so an unknown name always fails the same way: one line with
+the closest registered names ("did you mean"). A parameter of the wrong name or type fails the same
+way, before anything runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kdbench.contracts.hookspecs import KINDS
+from kdbench.errors import KdbenchError
+from kdbench.registry.validation import parameter_hints, short_repr, type_error
+
+# Parameters a component receives from the harness at run time rather than from the user; they are
+# neither listed by `kdbench list` nor accepted in suite files.
+CONTEXT_PARAMETERS: Mapping[str, frozenset[str]] = {
+    "model": frozenset({"num_classes"}),
+    "dataset": frozenset({"root", "download"}),
+}
+
+REQUIRED = inspect.Parameter.empty
+
+#: Where a parameter was given, for error messages: a fixed prefix, or one per parameter name.
+Where = str | Callable[[str], str]
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """A short suffix naming the closest choices, or listing all of them when nothing is close."""
+    same_but_case = [c for c in choices if c.lower() == name.lower()]
+    close = same_but_case or difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "; known: " + ", ".join(sorted(choices)) if choices else "; none are registered"
+
+
+def _prefix(where: Where, key: str | None = None) -> str:
+    text = where(key or "") if callable(where) else where
+    return f"{text}: " if text else ""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered component: its factory plus what is needed to list, validate and key it."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    version: str
+    source: str
+
+    def parameters(self) -> dict[str, Any]:
+        """User-settable parameters and their defaults (``REQUIRED`` when there is none)."""
+        target = self.factory.__init__ if inspect.isclass(self.factory) else self.factory
+        hidden = CONTEXT_PARAMETERS.get(self.kind, frozenset())
+        params: dict[str, Any] = {}
+        for p in inspect.signature(target).parameters.values():
+            if p.name == "self" or p.name in hidden:
+                continue
+            if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            params[p.name] = p.default
+        return params
+
+    def hints(self) -> dict[str, Any]:
+        """Type hints of the user-settable parameters (those that have one)."""
+        known = self.parameters()
+        return {k: v for k, v in parameter_hints(self.factory).items() if k in known}
+
+    def resolve(self, params: Mapping[str, Any] | None, where: Where = "") -> dict[str, Any]:
+        """Defaults filled in; unknown, missing or mistyped parameters rejected with one clear line.
+
+        ``where`` locates the parameters for the message: a prefix such as ``suite.yaml:4``, or a
+        function of the parameter name that points at its own line.
+        """
+        params = dict(params or {})
+        known = self.parameters()
+        for key in params:
+            if key not in known:
+                raise KdbenchError(
+                    f"{_prefix(where, key)}{self.kind} {self.name!r} has no parameter {key!r}"
+                    + did_you_mean(key, list(known))
+                )
+        hints = self.hints()
+        for key, value in params.items():
+            problem = type_error(hints[key], value) if key in hints else None
+            if problem:
+                raise KdbenchError(
+                    f"{_prefix(where, key)}{self.kind} {self.name!r}: parameter {key!r} {problem}, "
+                    f"got {short_repr(value)}"
+                )
+        resolved = {}
+        for key, default in known.items():
+            if key in params:
+                resolved[key] = params[key]
+            elif default is REQUIRED:
+                raise KdbenchError(f"{_prefix(where, key)}{self.kind} {self.name!r} needs parameter {key!r}")
+            else:
+                resolved[key] = default
+        return resolved
+
+    def create(self, params: Mapping[str, Any] | None = None, **context: Any) -> Any:
+        """Instantiate with resolved user parameters plus harness-provided context parameters."""
+        return self.factory(**self.resolve(params), **context)
+
+
+class Registry:
+    """Components by kind and name. Built by ``kdbench.registry.load_registry``; not a global."""
+
+    def __init__(self) -> None:
+        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+
+    def register(
+        self,
+        kind: str,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        description: str | None = None,
+        version: str = "1",
+        source: str = "",
+    ) -> None:
+        if kind not in self._components:
+            raise KdbenchError(f"unknown component kind {kind!r}" + did_you_mean(kind, KINDS))
+        existing = self._components[kind].get(name)
+        if existing is not None and existing.factory is not factory:
+            raise KdbenchError(
+                f"{kind} {name!r} is registered twice (by {existing.source} and by {source}); "
+                "rename one of them"
+            )
+        doc = description or inspect.getdoc(factory) or ""
+        self._components[kind][name] = Component(
+            kind=kind,
+            name=name,
+            factory=factory,
+            description=doc.strip().splitlines()[0] if doc.strip() else "",
+            version=str(version),
+            source=source,
+        )
+
+    def get(self, kind: str, name: str) -> Component:
+        if kind not in self._components:
+            raise KdbenchError(f"unknown component kind {kind!r}" + did_you_mean(kind, KINDS))
+        if not isinstance(name, str):
+            raise KdbenchError(f"a {kind} is named by a string, not {short_repr(name)}")
+        try:
+            return self._components[kind][name]
+        except KeyError:
+            raise KdbenchError(
+                f"unknown {kind} {name!r}" + did_you_mean(name, list(self._components[kind]))
+            ) from None
+
+    def get_at(self, where: str, kind: str, name: str) -> Component:
+        """Like :meth:`get`, with the failing location (``file:line``) in front of the message."""
+        try:
+            return self.get(kind, name)
+        except KdbenchError as exc:
+            raise KdbenchError(f"{where}: {exc}") from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._components[kind]) if kind in self._components else []
+
+    def __iter__(self) -> Iterator[Component]:
+        for kind in KINDS:
+            yield from (self._components[kind][n] for n in sorted(self._components[kind]))
+
+    def __contains__(self, kind_and_name: tuple[str, str]) -> bool:
+        kind, name = kind_and_name
+        return name in self._components.get(kind, {})

@@ -1,0 +1,43 @@
+"""A worker's components: the registry, the device, and the datasets it has loaded (kept for its runs)."""
+
+from __future__ import annotations
+
+import torch
+
+from kdbench.contracts import ImageDataset
+from kdbench.errors import KdbenchError
+from kdbench.plan.spec import ComponentRef, content_key
+from kdbench.registry import Registry, load_registry
+from kdbench.run.options import RunOptions
+from kdbench.train.evaluate import resolve_device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global generators before a model (and a method's modules) are initialised."""
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+class Components:
+    """Looks components up by name and builds them; a dataset is loaded once per process and device."""
+
+    def __init__(self, options: RunOptions, plugin_files: tuple[str, ...] = ()) -> None:
+        self.options = options
+        self.registry: Registry = load_registry(tuple(plugin_files) + options.extra_plugin_files)
+        self.device = resolve_device(options.device)
+        self._datasets: dict[str, ImageDataset] = {}
+
+    def dataset(self, ref: ComponentRef) -> ImageDataset:
+        key = content_key(ref.identity())
+        if key not in self._datasets:
+            comp = self.registry.get("dataset", ref.name)
+            try:
+                data = comp.create(ref.params, root=self.options.data_path, download=self.options.download)
+            except (TypeError, ValueError, ArithmeticError, MemoryError) as exc:  # a value the loader cannot use
+                raise KdbenchError(f"dataset {ref.name!r} with {ref.params}: {type(exc).__name__}: {exc}") from None
+            self._datasets[key] = data.to(self.device)
+        return self._datasets[key]
+
+    def model(self, arch: str, num_classes: int) -> torch.nn.Module:
+        return self.registry.get("model", arch).create(num_classes=num_classes)

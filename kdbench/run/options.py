@@ -1,0 +1,32 @@
+"""Execution settings of a command: where things go and run. None of them is part of any key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdbench.store import kdbench_home
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Plain, picklable settings that travel with the specs to every worker."""
+
+    results_root: str = "results"
+    data_root: str | None = None  # default: $KDBENCH_HOME/data
+    download: bool = False
+    device: str = "auto"
+    home: str | None = None  # default: $KDBENCH_HOME
+    force: bool = False
+    quiet: bool = False
+    checkpoint_every: int = 10
+    eval_batch_size: int = 1024
+    extra_plugin_files: tuple[str, ...] = ()
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home) if self.home else kdbench_home()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_root) if self.data_root else self.home_path / "data"

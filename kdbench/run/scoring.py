@@ -1,0 +1,58 @@
+"""Data-value scores of a teacher's training set, computed once and cached (docs/methods.md §6a)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from kdbench.contracts import DataValueEstimator
+from kdbench.errors import KdbenchError
+from kdbench.plan.recipe import Recipe
+from kdbench.plan.spec import ComponentRef, TeacherSpec
+from kdbench.run.components import Components
+from kdbench.run.teachers import Teachers
+from kdbench.store import ScoreCache, StoredScores, scores_key
+from kdbench.train.scoring import scoring_inputs
+
+
+class Scorer:
+    """Scores from the cache, or from the estimator applied to the teacher's view of the data."""
+
+    def __init__(self, components: Components, teachers: Teachers, cache: ScoreCache) -> None:
+        self.components = components
+        self.teachers = teachers
+        self.cache = cache
+
+    def scores(self, teacher_spec: TeacherSpec, estimator: ComponentRef) -> StoredScores:
+        key = scores_key(teacher_spec, estimator)
+        cached = self.cache.load(key)
+        if cached is not None:
+            return cached
+        comp = self.components.registry.get("estimator", estimator.name)
+        instance: DataValueEstimator = comp.factory(**estimator.params)
+        teacher = self.teachers.get(teacher_spec)
+        data = self.components.dataset(teacher_spec.dataset)
+        needs_checkpoints = comp.factory.needs_checkpoints
+        checkpoints = self.teachers.checkpoints(teacher_spec, data.num_classes) if needs_checkpoints else []
+        # An external checkpoint's recipe is unknown: the standard weight decay damps its influence Hessian.
+        decay = (teacher_spec.recipe or Recipe().resolved(teacher_spec.arch)).weight_decay
+        inputs = scoring_inputs(teacher.model, data, decay, checkpoints)
+        start = time.perf_counter()
+        scores = instance.score(inputs)
+        seconds = time.perf_counter() - start
+        values = scores.values.double().cpu()
+        if values.shape != (inputs.train.num_samples,) or not torch.isfinite(values).all():
+            raise KdbenchError(f"estimator {estimator.name!r} returned invalid scores "
+                               f"(shape {tuple(values.shape)}, finite: {bool(torch.isfinite(values).all())})")
+        stored = StoredScores(
+            values=values,
+            info=scores.info,
+            higher_to_teacher=type(instance).higher_to_teacher,
+            labels=inputs.train.labels,
+            teacher_correct=inputs.train.logits.argmax(1) == inputs.train.labels,
+            seconds=seconds,
+            key=key,
+        )
+        self.cache.save(stored)
+        return stored

@@ -1,0 +1,43 @@
+"""A run's supervision from its spec: Data Selection's D_t mask and Label Revision (docs/methods.md §5–7)."""
+
+from __future__ import annotations
+
+from kdbench.plan.spec import RunSpec
+from kdbench.registry import Registry
+from kdbench.run.scoring import Scorer
+from kdbench.store import SelectionRecord
+from kdbench.train.revision_loss import RevisionLossConfig
+from kdbench.train.selection import select
+from kdbench.train.supervision import Supervision
+
+
+def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_train: int) -> tuple[
+    Supervision, SelectionRecord | None
+]:
+    """The run's Supervision, and what its record says about the split (None without Data Selection)."""
+    mask, selection = None, None
+    if spec.selection is not None:
+        sel = spec.selection
+        stored = None
+        if sel.estimator is not None:
+            assert spec.teacher is not None  # guarded when the suite was expanded
+            stored = scorer.scores(spec.teacher, sel.estimator)
+        seed = sel.seed if sel.seed is not None else spec.seed
+        mask = select(stored.values if stored else None, sel.fraction, sel.order, seed, num_train)
+        selection = SelectionRecord(teacher_samples=int(mask.sum()), samples=num_train)
+        if stored is not None:
+            selection = SelectionRecord(
+                teacher_samples=int(mask.sum()),
+                samples=num_train,
+                scores_key=stored.key,
+                estimator_info=stored.info,
+                score_seconds=stored.seconds,
+                teacher_correct_in_dt=float(stored.teacher_correct[mask].double().mean()),
+                teacher_correct_in_ds=float(stored.teacher_correct[~mask].double().mean()) if (~mask).any() else None,
+            )
+    revision, config = None, RevisionLossConfig()
+    if spec.revision is not None:
+        rev = spec.revision
+        revision = registry.get("revision", rev.strategy.name).factory(**rev.strategy.params)
+        config = RevisionLossConfig(rev.lambda1, rev.lambda2, rev.reduction, rev.temperature)
+    return Supervision(mask, revision, config), selection

@@ -1,0 +1,112 @@
+"""The teachers a worker's runs need: trained once with plain CE and stored by content, or loaded from a
+published checkpoint (strictly) and measured. Either way a run gets the model and its typed record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from torch import nn
+
+from kdbench.contracts import SCRATCH_METHOD, ImageDataset, PairInfo
+from kdbench.plan.spec import TeacherSpec
+from kdbench.run.components import Components, seed_everything
+from kdbench.run.environment import environment, git_revision
+from kdbench.run.progress import make_reporter
+from kdbench.store import EpochRecord, TeacherCheckpoint, TeacherRecord, TeacherStore, load_checkpoint
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, TrainOutcome, train
+from kdbench.train.evaluate import evaluate
+
+TEACHER_CHECKPOINTS = 4  # kept along a harness-trained teacher's training, for TracIn (docs/methods.md §6a)
+
+
+def checkpoint_epochs(epochs: int, count: int) -> set[int]:
+    """``count`` evenly spaced epochs ending at the last one (fewer when there are fewer epochs)."""
+    return {max(1, round(epochs * k / count)) for k in range(1, count + 1)}
+
+
+def epoch_records(outcome: TrainOutcome) -> list[EpochRecord]:
+    return [EpochRecord.model_validate(m.as_dict()) for m in outcome.epochs]
+
+
+@dataclass(frozen=True)
+class LoadedTeacher:
+    model: nn.Module  # on the worker's device, in eval mode
+    record: TeacherRecord
+
+
+class Teachers:
+    """Teachers by spec, each obtained once per worker (trained, read from the store, or checked)."""
+
+    def __init__(self, components: Components, store: TeacherStore, quiet: bool = False) -> None:
+        self.components = components
+        self.store = store
+        self.quiet = quiet
+        self._loaded: dict[str, LoadedTeacher] = {}
+
+    def get(self, spec: TeacherSpec) -> LoadedTeacher:
+        if spec.key not in self._loaded:
+            self._loaded[spec.key] = self._obtain(spec)
+        return self._loaded[spec.key]
+
+    def _obtain(self, spec: TeacherSpec) -> LoadedTeacher:
+        data = self.components.dataset(spec.dataset)
+        device = self.components.device
+        if spec.checkpoint is not None:
+            model = self.components.model(spec.arch, data.num_classes)
+            load_checkpoint(model, spec.checkpoint, spec.arch)
+            model.to(device)
+            top1 = evaluate(model, data.test_images, data.test_labels, data.mean, data.std)
+            record = TeacherRecord(key=spec.key, arch=spec.arch, test_top1=top1, checkpoint=spec.checkpoint)
+            return LoadedTeacher(model.eval(), record)
+        stored = self.store.record(spec)
+        if stored is None:
+            return self.train(spec, data)
+        model = self.components.model(spec.arch, data.num_classes)
+        load_checkpoint(model, self.store.model_path(spec), spec.arch)
+        return LoadedTeacher(model.to(device).eval(), stored)
+
+    def train(self, spec: TeacherSpec, data: ImageDataset) -> LoadedTeacher:
+        """Train with plain CE under the teacher recipe, keep TracIn checkpoints, store it by content."""
+        assert spec.recipe is not None
+        seed_everything(spec.seed)
+        model = self.components.model(spec.arch, data.num_classes)
+        method = self.components.registry.get("method", SCRATCH_METHOD).create()
+        method.setup(build_method_context(method, model, None, data, PairInfo(spec.arch, None), spec.recipe))
+        config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
+                              eval_batch_size=self.components.options.eval_batch_size, checkpoint_every=0,
+                              label=f"teacher {spec.arch}")
+        keep = checkpoint_epochs(spec.recipe.epochs, TEACHER_CHECKPOINTS)
+        kept: list[TeacherCheckpoint] = []
+
+        def keep_checkpoint(epoch: int, student: nn.Module) -> None:
+            if epoch in keep:
+                name = self.store.save_checkpoint(spec, epoch, student)
+                kept.append(TeacherCheckpoint(epoch=epoch, lr=spec.recipe.lr_at(epoch), file=name))
+
+        outcome = train(model, method, data, config, reporter=make_reporter(self.quiet), on_epoch_end=keep_checkpoint)
+        record = TeacherRecord(
+            key=spec.key,
+            arch=spec.arch,
+            test_top1=outcome.last_top1,
+            best_top1=outcome.best.test_top1,
+            checkpoints=kept,
+            metrics=epoch_records(outcome),
+            wall_time_s=outcome.wall_time_s,
+            environment=environment(self.components.device),
+            git_revision=git_revision(),
+            spec=spec,
+            saved_at=time.time(),
+        )
+        self.store.save(spec, model, record)
+        return LoadedTeacher(model.eval(), record)
+
+    def checkpoints(self, spec: TeacherSpec, num_classes: int) -> list[tuple[int, float, nn.Module]]:
+        """(epoch, lr, model) of every checkpoint kept while the harness trained this teacher."""
+        out = []
+        for ckpt in self.get(spec).record.checkpoints:
+            model = self.components.model(spec.arch, num_classes)
+            load_checkpoint(model, self.store.checkpoint_path(spec, ckpt.file), spec.arch)
+            out.append((ckpt.epoch, ckpt.lr, model.to(self.components.device)))
+        return out

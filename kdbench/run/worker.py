@@ -1,0 +1,135 @@
+"""One run, from spec to record: what an executor runs in each process.
+
+A worker rebuilds the registry from the spec's plugin files and looks everything up by name, so only
+plain data (``RunSpec``, ``RunOptions``) ever crosses a process boundary. It composes small parts:
+``Components`` (registry, device, datasets), ``Teachers``, ``Scorer`` and ``build_supervision`` for
+Data Selection and Label Revision, the engine, and the run store, whose ``is_done`` rule decides what
+is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+
+from kdbench.contracts import DistillationMethod, PairInfo
+from kdbench.errors import KdbenchError
+from kdbench.plan.spec import RunSpec
+from kdbench.run.components import Components, seed_everything
+from kdbench.run.environment import environment, git_revision
+from kdbench.run.options import RunOptions
+from kdbench.run.progress import make_reporter
+from kdbench.run.scoring import Scorer
+from kdbench.run.supervision import build_supervision
+from kdbench.run.teachers import LoadedTeacher, Teachers, epoch_records
+from kdbench.store import FailureRecord, RunRecord, RunStore, ScoreCache, SelectionRecord, TeacherStore
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, TrainingDiverged, TrainOutcome, train
+
+
+@dataclass
+class RunOutcome:
+    """What became of one spec: finished now, skipped (done before), or failed."""
+
+    key: str
+    label: str
+    pair: str
+    seed: int
+    status: str  # "finished" | "skipped" | "failed"
+    record: RunRecord | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, spec: RunSpec, status: str, record: RunRecord | None = None, error: str | None = None) -> RunOutcome:
+        return cls(spec.key, spec.label, spec.pair, spec.seed, status, record, error)
+
+
+class Worker:
+    """Executes specs in one process; keeps loaded datasets and teachers for the runs it executes."""
+
+    def __init__(self, options: RunOptions, plugin_files: tuple[str, ...] = ()) -> None:
+        self.options = options
+        self.components = Components(options, plugin_files)
+        self.store = RunStore(options.results_root)
+        self.teachers = Teachers(self.components, TeacherStore(options.home_path), options.quiet)
+        self.scorer = Scorer(self.components, self.teachers, ScoreCache(options.home_path))
+
+    def run(self, spec: RunSpec) -> RunOutcome:
+        if not self.options.force and (done := self.store.finished(spec)) is not None:
+            return RunOutcome.of(spec, "skipped", done)
+        try:
+            record = self._train(spec)
+        except KdbenchError:
+            raise
+        except Exception as exc:  # NaN loss, or a bug in a method or model: record it, go on with the others
+            failure = FailureRecord(
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=None if isinstance(exc, TrainingDiverged) else traceback.format_exc(),
+                spec=spec,
+                at=time.time(),
+            )
+            self.store.write_failure(spec, failure)
+            return RunOutcome.of(spec, "failed", error=failure.error)
+        self.store.write_record(spec, record)
+        return RunOutcome.of(spec, "finished", record)
+
+    def _train(self, spec: RunSpec) -> RunRecord:
+        data = self.components.dataset(spec.dataset)
+        teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
+        seed_everything(spec.seed)
+        student = self.components.model(spec.student, data.num_classes)
+        method: DistillationMethod = self.components.registry.get("method", spec.method.name).factory(
+            **spec.method.params
+        )
+        pair = PairInfo(spec.student, spec.teacher.arch if spec.teacher else None)
+        method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
+                                          spec.recipe))
+        supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
+        config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
+                              eval_batch_size=self.options.eval_batch_size,
+                              checkpoint_every=self.options.checkpoint_every,
+                              label=f"{spec.label} {spec.pair} seed {spec.seed}")
+        outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
+                        supervision=supervision, checkpointer=self.store.resume_file(spec),
+                        reporter=make_reporter(self.options.quiet))
+        return self._record(spec, outcome, teacher, selection)
+
+    def _record(self, spec: RunSpec, outcome: TrainOutcome, teacher: LoadedTeacher | None,
+                selection: SelectionRecord | None) -> RunRecord:
+        best = outcome.best
+        return RunRecord(
+            key=spec.key,
+            suite=spec.suite,
+            label=spec.label,
+            method=spec.method.name,
+            student=spec.student,
+            teacher=spec.teacher.arch if spec.teacher else None,
+            pair=spec.pair,
+            seed=spec.seed,
+            dataset=spec.dataset.name,
+            spec=spec,
+            last_top1=outcome.last_top1,
+            best_top1=best.test_top1,
+            best_epoch=best.epoch,
+            teacher_top1=teacher.record.test_top1 if teacher else None,
+            teacher_key=spec.teacher.key if spec.teacher else None,
+            selection=selection,
+            metrics=epoch_records(outcome),
+            wall_time_s=outcome.wall_time_s,
+            train_images_per_s=outcome.train_images_per_s,
+            environment=environment(self.components.device),
+            git_revision=git_revision(),
+            finished_at=time.time(),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerFactory:
+    """Picklable recipe for a Worker: what an executor ships to each process."""
+
+    options: RunOptions
+    plugin_files: tuple[str, ...] = ()
+
+    def __call__(self) -> Worker:
+        return Worker(self.options, self.plugin_files)

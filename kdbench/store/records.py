@@ -1,0 +1,159 @@
+"""The typed records kdbench stores: one finished run, one failure, one teacher, with a schema version.
+
+Records are the data every table, plot and leaderboard is derived from, so they are validated on the
+way in and on the way out: a field renamed in one place fails here, loudly, instead of emptying a
+table column somewhere else. Records written before the schema carried a version are version 1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, model_serializer, model_validator
+
+from kdbench.plan.spec import RunSpec, TeacherSpec
+
+SCHEMA_VERSION = 1
+
+
+def _spec_field(cls: type) -> Any:
+    """A spec stored in its JSON form and read back with its own ``from_dict``: pydantic never coerces
+    its values, so the key computed from a record is the key the run had."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a {cls.__name__} mapping")
+        try:
+            return cls.from_dict(value)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a {cls.__name__}: {type(exc).__name__}: {exc}") from exc
+
+    return Annotated[cls, PlainValidator(validate), PlainSerializer(lambda spec: spec.to_dict(), return_type=dict)]
+
+
+RunSpecField = _spec_field(RunSpec)
+TeacherSpecField = _spec_field(TeacherSpec)
+
+
+class EpochRecord(BaseModel):
+    """One epoch of a run, as the engine measured it; loss terms are the extra ``loss_<name>`` fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_top1: float
+    test_top1: float
+    epoch_time_s: float
+    train_images_per_s: float
+    val_top1: float | None = None
+
+    @model_validator(mode="after")
+    def _extras_are_loss_terms(self) -> EpochRecord:
+        for name, value in (self.model_extra or {}).items():
+            if not name.startswith("loss_") or not isinstance(value, int | float):
+                raise ValueError(f"unexpected epoch field {name!r}: extra fields are loss terms 'loss_<name>'")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_missing_val(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("val_top1") is None:
+            data.pop("val_top1", None)  # no validation split: no field, as the engine writes it
+        return data
+
+    @property
+    def losses(self) -> dict[str, float]:
+        return {k.removeprefix("loss_"): float(v) for k, v in (self.model_extra or {}).items()}
+
+
+class SelectionRecord(BaseModel):
+    """How Data Selection split the training set for one run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher_samples: int  # |D_t|
+    samples: int
+    scores_key: str | None = None
+    estimator_info: dict[str, Any] | None = None  # the settings the estimator actually used
+    score_seconds: float | None = None
+    teacher_correct_in_dt: float | None = None
+    teacher_correct_in_ds: float | None = None
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunRecord(_Record):
+    """A finished run: its resolved spec, per-epoch metrics, results, cost and provenance."""
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["finished"] = "finished"
+    key: str
+    suite: str
+    label: str
+    method: str
+    student: str
+    teacher: str | None
+    pair: str
+    seed: int
+    dataset: str
+    spec: RunSpecField
+    last_top1: float
+    best_top1: float
+    best_epoch: int
+    teacher_top1: float | None
+    teacher_key: str | None
+    selection: SelectionRecord | None
+    metrics: list[EpochRecord] = Field(min_length=1)
+    wall_time_s: float
+    train_images_per_s: float
+    environment: dict[str, Any]
+    git_revision: str | None
+    finished_at: float
+
+    def under(self, spec: RunSpec) -> RunRecord:
+        """The same result filed under another suite's spec (same key, another suite, label or order)."""
+        return self.model_copy(update={"suite": spec.suite, "label": spec.label, "spec": spec})
+
+
+class FailureRecord(_Record):
+    """The last failure of a run that has no result; it is retried next time and never tabled."""
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["failed"] = "failed"
+    error: str
+    traceback: str | None = None
+    spec: RunSpecField
+    at: float
+
+
+class TeacherCheckpoint(_Record):
+    """A checkpoint kept along a harness-trained teacher's training (TracIn reads them)."""
+
+    epoch: int
+    lr: float
+    file: str  # relative to the teacher's directory
+
+
+class TeacherRecord(_Record):
+    """A teacher: trained by the harness (its training metrics), or an external checkpoint (its path)."""
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["finished"] = "finished"
+    key: str
+    arch: str
+    test_top1: float
+    best_top1: float | None = None
+    checkpoint: str | None = None  # an external checkpoint's path
+    checkpoints: list[TeacherCheckpoint] = Field(default_factory=list)
+    metrics: list[EpochRecord] = Field(default_factory=list)
+    wall_time_s: float | None = None
+    environment: dict[str, Any] | None = None
+    git_revision: str | None = None
+    spec: TeacherSpecField | None = None
+    saved_at: float | None = None

@@ -1,0 +1,55 @@
+"""Run records → one tidy row per run: the frame every table, plot and CSV is derived from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from kdbench.store import RunRecord, iter_records
+
+#: The columns of :func:`results_frame`, in order.
+COLUMNS = [
+    "suite", "key", "label", "method", "method_params", "teacher", "student", "seed", "last_top1", "best_top1",
+    "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds", "ds_estimator",
+    "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
+]  # fmt: skip
+
+
+def record_row(record: RunRecord) -> dict[str, object]:
+    """One run as a flat row, with its Data Selection and Label Revision settings spelled out."""
+    spec = record.spec
+    selection, revision = spec.selection, spec.revision
+    return {
+        "suite": record.suite,
+        "key": record.key,
+        "label": record.label,
+        "method": record.method,
+        "method_params": spec.method.params,
+        "teacher": record.teacher,
+        "student": record.student,
+        "seed": record.seed,
+        "last_top1": record.last_top1,
+        "best_top1": record.best_top1,
+        "teacher_top1": record.teacher_top1,
+        "wall_time_s": record.wall_time_s,
+        "train_images_per_s": record.train_images_per_s,
+        "pair_order": spec.order[0],
+        "method_order": spec.order[1],
+        "ds": selection is not None,
+        "ds_estimator": selection.estimator.name if selection and selection.estimator else None,
+        "ds_fraction": selection.fraction if selection else None,
+        "ds_order": selection.order if selection else None,
+        "lr": revision is not None,
+        "lr_name": revision.strategy.name if revision else None,
+        "lr_eta": revision.strategy.params.get("eta") if revision else None,
+        "lr_lambda1": revision.lambda1 if revision else None,
+        "lr_lambda2": revision.lambda2 if revision else None,
+    }
+
+
+def results_frame(source: str | Path | Iterable[RunRecord]) -> pd.DataFrame:
+    """One row per finished run, from a directory of records (a suite's, or all of ``raw/``) or records."""
+    records = iter_records(source) if isinstance(source, str | Path) else source
+    return pd.DataFrame([record_row(r) for r in records], columns=COLUMNS)

@@ -1,0 +1,41 @@
+"""A suite's derived files from its records: ``table.md``, tidy ``table.csv``, ``runs.csv`` and a
+time-vs-accuracy plot per pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdbench.errors import KdbenchError
+from kdbench.store import read_suite_info, write_outputs
+from kdbench.tables.cells import Table
+from kdbench.tables.frame import results_frame
+from kdbench.tables.layouts import render
+from kdbench.tables.plots import time_accuracy_png
+
+
+def write_suite_tables(
+    raw_dir: str | Path, out_dir: str | Path, metric: str | None = None, layout: str | None = None
+) -> tuple[Table, list[Path]]:
+    """Render a suite's table from its records and write it with its CSVs and plots into ``out_dir``.
+
+    Metric and layout default to what the suite file asked for (saved beside the records by
+    ``kdbench run``), then to best top-1 and the layout recognised from the records.
+    """
+    raw_dir = Path(raw_dir)
+    frame = results_frame(raw_dir)
+    if frame.empty:
+        raise KdbenchError(f"no finished run records under {raw_dir}")
+    info = read_suite_info(raw_dir)
+    saved = info.table if info else {}
+    metric = metric or saved.get("metric") or "best"
+    layout = layout or saved.get("layout")
+    suite = str(frame["suite"].iloc[0])
+    layout, table = render(frame, metric, layout, title=f"{suite}: {metric} top-1 (%)")
+    files = {
+        "table.md": table.markdown.encode(),
+        "table.csv": table.tidy.to_csv(index=False).encode(),
+        "runs.csv": frame.drop(columns=["method_params"]).to_csv(index=False).encode(),
+    }
+    for (teacher, student), _ in frame[frame["teacher"].notna()].groupby(["teacher", "student"], sort=False):
+        files[f"time_accuracy_{teacher}_{student}.png"] = time_accuracy_png(frame, teacher, student, metric)
+    return table, write_outputs(Path(out_dir), files)

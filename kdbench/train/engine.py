@@ -1,0 +1,291 @@
+"""The one training loop every method runs in.
+
+The engine owns everything that is not a method's own formula: the SGD recipe and schedule,
+on-device batching and augmentation, the frozen teacher's forward pass, mixed precision, how per-sample
+terms combine with Data Selection and Label Revision (``Supervision``), per-epoch evaluation and NaN
+detection. It writes no file: resume state goes through a :class:`Checkpointer` the caller gives, and
+anything else the caller wants to keep (a teacher's checkpoints) goes through ``on_epoch_end``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from kdbench.contracts import DistillationMethod, ImageDataset, StepInputs, TrainingRecipe
+from kdbench.train.batches import Batch, PadCropFlip, iterate_batches
+from kdbench.train.evaluate import autocast, evaluate
+from kdbench.train.supervision import Supervision
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run stops and is recorded as a failure."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to train: the resolved recipe plus execution settings that do not change what is computed."""
+
+    recipe: TrainingRecipe
+    seed: int
+    device: str = "cpu"
+    eval_batch_size: int = 1024
+    mixed_precision: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # CUDA only
+    checkpoint_every: int = 10  # epochs between resume checkpoints (with a checkpointer); 0 disables
+    label: str = ""
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch: its schedule, training loss and accuracy, each loss term's mean, evaluations, speed."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_top1: float
+    test_top1: float
+    epoch_time_s: float
+    train_images_per_s: float
+    val_top1: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)  # per-sample mean of every named loss term
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat form: loss terms as ``loss_<name>``; ``val_top1`` only when there is a validation split."""
+        flat = {k: v for k, v in asdict(self).items() if k != "losses" and not (k == "val_top1" and v is None)}
+        return {**flat, **{f"loss_{k}": v for k, v in self.losses.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpochMetrics:
+        losses = {k.removeprefix("loss_"): v for k, v in d.items() if k.startswith("loss_")}
+        return cls(**{k: v for k, v in d.items() if not k.startswith("loss_")}, losses=losses)
+
+
+@dataclass
+class TrainOutcome:
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    train_images_per_s: float = 0.0
+
+    @property
+    def last_top1(self) -> float:
+        return self.epochs[-1].test_top1
+
+    @property
+    def best(self) -> EpochMetrics:
+        return max(self.epochs, key=lambda m: m.test_top1)
+
+    def add(self, metrics: EpochMetrics, seconds: float) -> None:
+        self.epochs.append(metrics)
+        self.wall_time_s += seconds
+        speeds = [m.train_images_per_s for m in self.epochs if not math.isnan(m.train_images_per_s)]
+        self.train_images_per_s = sum(speeds) / len(speeds) if speeds else float("nan")
+
+
+class Reporter(Protocol):
+    def start(self, label: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None: ...
+    def step(self) -> None: ...
+    def epoch_end(self, metrics: EpochMetrics) -> None: ...
+    def finish(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, label: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
+        pass
+
+    def step(self) -> None:
+        pass
+
+    def epoch_end(self, metrics: EpochMetrics) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class Checkpointer(Protocol):
+    """Keeps the resume state of one run: the engine says what to keep, the checkpointer where."""
+
+    def load(self, device: str) -> dict[str, Any] | None: ...
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+def train(
+    student: nn.Module,
+    method: DistillationMethod,
+    data: ImageDataset,
+    config: EngineConfig,
+    *,
+    teacher: nn.Module | None = None,
+    supervision: Supervision | None = None,
+    checkpointer: Checkpointer | None = None,
+    reporter: Reporter | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+) -> TrainOutcome:
+    """Train ``student`` with ``method`` (already ``setup``) on ``data`` (already on the device).
+
+    ``supervision`` carries Data Selection's D_t mask and Label Revision. With a ``checkpointer`` the run
+    resumes from its last saved epoch and saves every ``config.checkpoint_every`` epochs.
+    ``on_epoch_end(epoch, student)`` lets the caller keep checkpoints of its own or stop the run.
+    """
+    recipe, reporter = config.recipe, reporter or SilentReporter()
+    memory_format = torch.channels_last if _uses_channels_last(config) else torch.contiguous_format
+    _place(student, method, teacher, config.device, memory_format)
+    supervision = (supervision or Supervision()).to(config.device)
+    optimizer = _optimizer(student, method, recipe)
+    outcome, first_epoch = _restore(checkpointer, config.device, student, method, optimizer)
+
+    drop_last = recipe.drop_last or method.full_batches_only
+    steps = data.num_train // recipe.batch_size if drop_last else math.ceil(data.num_train / recipe.batch_size)
+    reporter.start(config.label, recipe.epochs, steps, first_epoch)
+    for epoch in range(first_epoch, recipe.epochs + 1):
+        start = time.perf_counter()
+        metrics = _train_epoch(student, method, teacher, data, supervision, optimizer, config, epoch, reporter)
+        metrics.test_top1 = evaluate(student, data.test_images, data.test_labels, data.mean, data.std,
+                                     config.eval_batch_size, config.mixed_precision)
+        if data.val_images.shape[0]:
+            metrics.val_top1 = evaluate(student, data.val_images, data.val_labels, data.mean, data.std,
+                                        config.eval_batch_size, config.mixed_precision)
+        outcome.add(metrics, time.perf_counter() - start)
+        reporter.epoch_end(metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, student)
+        every = config.checkpoint_every
+        if checkpointer is not None and every and epoch % every == 0 and epoch < recipe.epochs:
+            checkpointer.save(_state(epoch, student, method, optimizer, outcome))
+    reporter.finish()
+    return outcome
+
+
+def _uses_channels_last(config: EngineConfig) -> bool:
+    return config.device.startswith("cuda") and config.channels_last
+
+
+def _place(student: nn.Module, method: DistillationMethod, teacher: nn.Module | None, device: str,
+           memory_format: torch.memory_format) -> None:
+    """Everything on the device; the teacher frozen and in eval mode for the whole run."""
+    student.to(device=device, memory_format=memory_format)
+    method.to(device)
+    if teacher is not None:
+        teacher.to(device=device, memory_format=memory_format).eval()
+        teacher.requires_grad_(False)
+
+
+def _optimizer(student: nn.Module, method: DistillationMethod, recipe: TrainingRecipe) -> torch.optim.SGD:
+    """One SGD over the student and the method's extra modules: same lr, momentum, decay and schedule."""
+    params = [p for p in list(student.parameters()) + list(method.parameters()) if p.requires_grad]
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                           nesterov=recipe.nesterov)
+
+
+def _state(epoch: int, student: nn.Module, method: DistillationMethod, optimizer: torch.optim.Optimizer,
+           outcome: TrainOutcome) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "student": student.state_dict(),
+        "method": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epochs": [m.as_dict() for m in outcome.epochs],
+        "wall_time_s": outcome.wall_time_s,
+        "train_images_per_s": outcome.train_images_per_s,
+    }
+
+
+def _restore(checkpointer: Checkpointer | None, device: str, student: nn.Module, method: DistillationMethod,
+             optimizer: torch.optim.Optimizer) -> tuple[TrainOutcome, int]:
+    """The outcome so far and the first epoch to train: from the checkpointer's state, else from scratch."""
+    state = checkpointer.load(device) if checkpointer is not None else None
+    if state is None:
+        return TrainOutcome(), 1
+    student.load_state_dict(state["student"])
+    method.load_state_dict(state["method"])
+    optimizer.load_state_dict(state["optimizer"])
+    epochs = [EpochMetrics.from_dict(m) for m in state["epochs"]]
+    return TrainOutcome(epochs, state["wall_time_s"], state["train_images_per_s"]), state["epoch"] + 1
+
+
+def _forward(student: nn.Module, teacher: nn.Module | None, method: DistillationMethod, batch: Batch,
+             epoch: int) -> StepInputs:
+    """Both networks on one batch: features only for methods that need them, the teacher without grad."""
+    needs_feats = method.needs_features
+    out = student(batch.images, features=True) if needs_feats else student(batch.images)
+    s_feats, s_logits = out if needs_feats else (None, out)
+    t_feats = t_logits = None
+    if teacher is not None and method.uses_teacher:
+        with torch.no_grad():
+            t_out = teacher(batch.images, features=True) if needs_feats else teacher(batch.images)
+            t_feats, t_logits = t_out if needs_feats else (None, t_out)
+    return StepInputs(
+        student_logits=s_logits, targets=batch.labels, epoch=epoch,
+        indices=batch.indices if method.needs_indices else None,
+        teacher_logits=t_logits, student_feats=s_feats, teacher_feats=t_feats,
+    )
+
+
+def _train_epoch(
+    student: nn.Module,
+    method: DistillationMethod,
+    teacher: nn.Module | None,
+    data: ImageDataset,
+    supervision: Supervision,
+    optimizer: torch.optim.Optimizer,
+    config: EngineConfig,
+    epoch: int,
+    reporter: Reporter,
+) -> EpochMetrics:
+    """One pass over the training set; evaluation fields are left for the caller (``test_top1`` nan)."""
+    recipe, device = config.recipe, config.device
+    lr = recipe.lr_at(epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    method.on_epoch_start(epoch, recipe.epochs)
+    student.train()
+    method.train()
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    # Epoch metrics accumulate on the device: the only per-step host sync is the NaN check.
+    sums: dict[str, Tensor] = {}
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    start = time.perf_counter()
+    for batch in iterate_batches(
+        data.train_images, data.train_labels, batch_size=recipe.batch_size, mean=data.mean, std=data.std,
+        shuffle=True, generator=generator, augment=PadCropFlip(padding=4, flip=True) if recipe.augment else None,
+        drop_last=recipe.drop_last or method.full_batches_only, channels_last=_uses_channels_last(config),
+    ):
+        with autocast(device, config.mixed_precision):
+            step = _forward(student, teacher, method, batch, epoch)
+            terms = method.loss_terms(step)
+            loss, logged = supervision.batch_loss(terms, step.student_logits, step.teacher_logits, batch.labels,
+                                                  batch.indices)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = batch.labels.shape[0]
+        seen += n
+        loss_sum += loss.detach() * n
+        correct += (step.student_logits.detach().argmax(1) == batch.labels).sum()
+        for name, value in logged.items():
+            sums[name] = sums.get(name, 0.0) + value.detach().float().mean() * n
+        reporter.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return EpochMetrics(
+        epoch=epoch,
+        lr=lr,
+        train_loss=float(loss_sum) / max(seen, 1),
+        train_top1=100.0 * int(correct) / max(seen, 1),
+        test_top1=float("nan"),
+        epoch_time_s=seconds,
+        train_images_per_s=seen / seconds if seconds > 0 else float("nan"),
+        losses={k: float(v) / max(seen, 1) for k, v in sums.items()},
+    )

@@ -1,0 +1,65 @@
+"""The loss that Label Revision feeds, the paper's Eq. (11) (docs/methods.md §5).
+
+Eq. (11) splits teacher-supervised samples by whether the teacher is right on the augmented sample:
+right ones (R) get CE plus an MSE between student and teacher logits; wrong ones (W) get an MSE
+between the student's probabilities and the revised teacher probabilities (no CE: p already carries y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kdbench.contracts.losses import upcast
+from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2, LabelRevision
+
+
+@dataclass(frozen=True)
+class RevisionLossConfig:
+    """Eq. (11) options. ``reduction`` "mean" averages the MSE terms over classes, "sum" sums them."""
+
+    lambda1: float = DEFAULT_LAMBDA1
+    lambda2: float = DEFAULT_LAMBDA2
+    reduction: Literal["mean", "sum"] = "mean"
+    temperature: float = 1.0  # teacher temperature of pt = softmax(zt / T) before revision
+
+
+def _subset_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` over ``mask``; an empty subset contributes exactly 0 (and no NaN)."""
+    count = mask.sum()
+    return torch.where(mask, values, torch.zeros_like(values)).sum() / count.clamp(min=1)
+
+
+def revision_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    targets: Tensor,
+    strategy: LabelRevision,
+    config: RevisionLossConfig,
+    distill: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Eq. (11) on a batch, with Data Selection.
+
+    ``distill`` marks D_t (None: every sample). Samples outside D_t (D_s) get CE only. Each term is
+    averaged over its own subset [docs/methods.md §5, a choice]: CE over R ∪ D_s, the logit MSE over R, the
+    probability MSE over W; an empty subset contributes 0.
+    """
+    zs, zt = upcast(student_logits), upcast(teacher_logits)
+    in_dt = torch.ones_like(targets, dtype=torch.bool) if distill is None else distill
+    right = in_dt & (zt.argmax(dim=1) == targets)
+    wrong = in_dt & ~right
+    reduce = (lambda x: x.mean(dim=1)) if config.reduction == "mean" else (lambda x: x.sum(dim=1))
+    ce = F.cross_entropy(zs, targets, reduction="none")
+    logit_mse = reduce((zs - zt) ** 2)
+    revised = strategy.revise(F.softmax(zt / config.temperature, dim=1), targets)
+    prob_mse = reduce((F.softmax(zs, dim=1) - revised) ** 2)
+    parts = {
+        "ce": _subset_mean(ce, right | ~in_dt),
+        "lr_right": config.lambda1 * _subset_mean(logit_mse, right),
+        "lr_wrong": config.lambda2 * _subset_mean(prob_mse, wrong),
+    }
+    return parts["ce"] + parts["lr_right"] + parts["lr_wrong"], parts
