@@ -167,7 +167,7 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
     for kind in kinds:
         table = RichTable(title=f"{kind}s", show_lines=False)
-        table.add_column("name")
+        table.add_column("name", no_wrap=True)
         table.add_column("parameters (defaults)")
         table.add_column("version")
         table.add_column("plugin")
@@ -288,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, console)
     except KdbenchError as exc:
-        print(f"kdbench: error: {exc}", file=sys.stderr)
+        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a value may carry a line break
+        print(f"kdbench: error: {one_line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("kdbench: interrupted; finished runs are kept, run the same command again to resume", file=sys.stderr)
