@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, console)
     except KdbenchError as exc:
-        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a value may carry a line break
+        one_line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(exc))
         print(f"kdbench: error: {one_line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -34,8 +34,12 @@ def shared_home(tmp_path_factory):
 
 
 def reduced(name: str, tmp_path: Path) -> Path:
+    """The shipped twin with its methods, pairs and table layout as they are, at reduced size: one epoch,
+    one seed, and a generated CIFAR-shaped set of 256 training images in place of digits' 1437."""
     suite = yaml.safe_load((ROOT / "suites" / f"{name}.yaml").read_text())
-    suite["dataset"]["params"]["image_size"] = IMAGE_SIZE.get(name, 8)
+    assert suite["dataset"]["name"] == "digits"
+    suite["dataset"] = {"name": "synthetic", "params": {"num_train": 256, "num_test": 128, "num_classes": 10,
+                                                        "image_size": IMAGE_SIZE.get(name, 8)}}
     suite["recipe"].update(epochs=1, milestones=[])
     suite["teacher_recipe"] = {"epochs": 2, "milestones": []}
     suite["seeds"] = [0]
