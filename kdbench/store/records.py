@@ -7,11 +7,23 @@ table column somewhere else. Records written before the schema carried a version
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from kdbench.errors import KdbenchError
 from kdbench.plan.spec import RunSpec, TeacherSpec
+from kdbench.store.files import read_json
 
 SCHEMA_VERSION = 1
 
@@ -157,3 +169,21 @@ class TeacherRecord(_Record):
     git_revision: str | None = None
     spec: TeacherSpecField | None = None
     saved_at: float | None = None
+
+
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def read_finished(path: Path, model: type[Record], what: str) -> Record | None:
+    """The finished record at ``path``; None when there is none (or it is not finished). A file that is
+    not a valid record is an error naming the path and the field: a table silently missing a run is
+    worse than a clear stop."""
+    data = read_json(path)
+    if data is None or (isinstance(data, dict) and data.get("status") != "finished"):
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise KdbenchError(f"{path}: not a valid {what}: {field}: {err['msg']}") from None

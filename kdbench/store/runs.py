@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from kdbench.errors import KdbenchError
 from kdbench.plan.spec import RunSpec
 from kdbench.store.files import atomic_torch_save, atomic_write_json, read_json
-from kdbench.store.records import FailureRecord, RunRecord
+from kdbench.store.records import FailureRecord, RunRecord, read_finished
 
 RECORD = "record.json"
 FAILURE = "failure.json"
@@ -45,19 +44,7 @@ class SuiteInfo(BaseModel):
 
 
 def read_run_record(path: Path) -> RunRecord | None:
-    """The record at ``path``; None when there is none. A file that is not a valid record is an error:
-    a table silently missing a run is worse than a clear stop."""
-    data = read_json(path)
-    if data is None:
-        return None
-    if isinstance(data, dict) and data.get("status") != "finished":
-        return None
-    try:
-        return RunRecord.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise KdbenchError(f"{path}: not a valid run record: {field}: {err['msg']}") from None
+    return read_finished(path, RunRecord, "run record")
 
 
 @dataclass(frozen=True)

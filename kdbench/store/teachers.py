@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 from torch import nn
 
 from kdbench.errors import KdbenchError
 from kdbench.plan.spec import TeacherSpec
-from kdbench.store.files import atomic_torch_save, atomic_write_json, read_json
+from kdbench.store.files import atomic_torch_save, atomic_write_json
 from kdbench.store.home import kdbench_home
-from kdbench.store.records import TeacherRecord
+from kdbench.store.records import TeacherRecord, read_finished
 
 MODEL_FILE = "model.pt"
 RECORD_FILE = "record.json"
@@ -72,15 +71,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, arch: str) -> None:
 
 
 def read_teacher_record(path: Path) -> TeacherRecord | None:
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("status") != "finished":
-        return None
-    try:
-        return TeacherRecord.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise KdbenchError(f"{path}: not a valid teacher record: {field}: {err['msg']}") from None
+    return read_finished(path, TeacherRecord, "teacher record")
 
 
 class TeacherStore:

@@ -89,7 +89,7 @@ def ablation_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     """Table III: each method with and without DS and LR, and Δ against its own ×/× run, so the gain of
     each part is read off directly; KD's block also shows KD with an MSE logit loss."""
     return render_by_pair(frame, metric, "Table III: with or without DS and LR", _ablation_section,
-                   ["block", "method", "ds", "lr"], ("mean", "std", "n", "delta"))
+                          ["block", "method", "ds", "lr"], ("mean", "std", "n", "delta"))
 
 
 def is_ablation(data: pd.DataFrame) -> bool:

@@ -67,7 +67,7 @@ def selection_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     """Table II: Acc(%) per D_t percentage × selection strategy (Random, Lowest, Highest), with vanilla KD's
     accuracy as the "Baseline Acc" line, so influence-based selection can be judged against random."""
     return render_by_pair(frame, metric, "Table II: Data Selection, influence vs random", _selection_section,
-                   ["pct", "strategy"])
+                          ["pct", "strategy"])
 
 
 def is_selection_study(kd: pd.DataFrame) -> bool:
