@@ -1,6 +1,11 @@
-"""Command line: ``kdbench run | list | tables | score | teacher``.
+"""Command line: ``kdbench run | list | tables | score | teacher | publish | leaderboard``.
 
 Every error a user can cause arrives here as a ``KdbenchError``: one line on stderr, exit code 2.
+Warnings (a corrupt record skipped, a degenerate estimator) are one line each too.
+
+Where things go: ``kdbench run``, ``tables`` and ``score`` write to the run store (``--runs``, default
+``$KDBENCH_RUNS`` or ``./runs``); only ``kdbench publish`` and ``kdbench leaderboard`` write to the
+published results (``--results``, default ``./results``).
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
@@ -19,6 +25,7 @@ from kdbench.contracts.hookspecs import KINDS
 from kdbench.errors import KdbenchError
 from kdbench.plan.suite_file import TableLayout
 from kdbench.registry import REQUIRED
+from kdbench.store.home import default_runs_root
 
 LAYOUT_NAMES = list(get_args(TableLayout))
 
@@ -28,8 +35,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="load a single-file plugin (repeatable)")
 
 
+def _add_runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", default=None, metavar="DIR",
+                   help="the run store of your own runs (default: $KDBENCH_RUNS, else ./runs)")
+
+
+def _add_results(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="the published results (default: ./results)")
+
+
 def _add_execution(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", default="results", metavar="DIR", help="results root (default: ./results)")
+    _add_runs(p)
     p.add_argument("--data-root", default=None, metavar="DIR", help="dataset root (default: $KDBENCH_HOME/data)")
     p.add_argument("--download", action="store_true", help="download missing datasets into the data root")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -51,18 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="epochs between resume checkpoints (0: none)")
     _add_common(run)
     _add_execution(run)
+    _add_results(run)
 
     lst = sub.add_parser("list", help="list registered components with their parameters")
     lst.add_argument("kind", nargs="?", choices=KINDS)
     _add_common(lst)
 
     tables = sub.add_parser("tables", help="regenerate a suite's table from its run records")
-    tables.add_argument("raw_dir", help="e.g. results/raw/quickstart")
+    tables.add_argument("suite", help="a suite name in the run store, a suite file, or a folder of records")
     tables.add_argument("--metric", choices=["best", "last"], default=None,
                         help="best- or last-epoch top-1 (default: the suite's choice, else best)")
     tables.add_argument("--layout", default=None, choices=LAYOUT_NAMES,
                         help="table layout (default: the suite's choice, else recognised from the records)")
-    tables.add_argument("--out", default=None, metavar="DIR", help="default: <results>/<suite>/")
+    tables.add_argument("--out", default=None, metavar="DIR", help="default: <runs>/<suite>/")
+    _add_runs(tables)
 
     score = sub.add_parser("score", help="score a suite's training set with a data-value estimator")
     score.add_argument("suite", help="suite YAML file: its dataset and the teacher of --pair")
@@ -70,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--estimator", default="influence")
     score.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="estimator parameter (repeatable), e.g. --param solver=ekfac")
-    score.add_argument("--out", default=None, metavar="DIR", help="default: <results>/scores/<suite>/")
+    score.add_argument("--out", default=None, metavar="DIR", help="default: <runs>/scores/<suite>/")
     _add_common(score)
     _add_execution(score)
 
@@ -87,7 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
     teval.add_argument("--dataset", default="cifar100")
     _add_common(teval)
     _add_execution(teval)
+
+    publish = sub.add_parser("publish", help="copy a suite's finished runs into the published results")
+    publish.add_argument("suite", help="a suite name in the run store, or its suite file")
+    publish.add_argument("--replace", action="store_true",
+                         help="replace published records that differ (the new record notes what it replaced)")
+    publish.add_argument("--metric", choices=["best", "last"], default="best", help="for the leaderboard")
+    _add_runs(publish)
+    _add_results(publish)
+
+    board = sub.add_parser("leaderboard", help="build the leaderboard CSVs and page from every published record")
+    board.add_argument("--metric", choices=["best", "last"], default="best")
+    _add_results(board)
     return parser
+
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    return Path(args.runs) if args.runs else default_runs_root()
 
 
 def _options(args: argparse.Namespace, **extra):
@@ -96,7 +131,7 @@ def _options(args: argparse.Namespace, **extra):
     if args.eval_batch_size < 1:
         raise KdbenchError(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
     return RunOptions(
-        results_root=args.results, data_root=args.data_root, download=args.download, device=args.device,
+        runs_root=str(_runs_root(args)), data_root=args.data_root, download=args.download, device=args.device,
         quiet=args.quiet, eval_batch_size=args.eval_batch_size,
         extra_plugin_files=tuple(str(Path(p).resolve()) for p in args.plugin), **extra,
     )
@@ -111,15 +146,19 @@ def _plan(args: argparse.Namespace):
     return expand(suite, registry), registry
 
 
+def _print_table(console: Console, markdown: str, paths: list[Path]) -> None:
+    console.print(markdown, markup=False, highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from kdbench.run import execute_plan, runs_to_do
     from kdbench.store import RunStore, SuiteInfo
-    from kdbench.tables import write_suite_tables
 
     plan, registry = _plan(args)
-    store = RunStore(args.results)
+    store = RunStore(_runs_root(args))
     executor = registry.get("executor", args.executor).create()
-    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every)
+    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every, executor=args.executor)
     if args.dry_run:
         todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
@@ -130,7 +169,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(table)
         console.print(
             f"{len(plan.runs)} runs, {len(plan.runs) - len(todo)} already finished; "
-            f"{len(plan.teachers)} teacher(s) to train or reuse"
+            f"{len(plan.teachers)} teacher(s) to train or reuse; run store: {store.root}"
         )
         return 0
     store.write_suite_info(SuiteInfo(name=plan.suite.name, description=plan.suite.config.description,
@@ -148,12 +187,28 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             )
     elapsed = time.perf_counter() - start
     console.print(f"{len(plan.runs) - failed}/{len(plan.runs)} runs finished in {elapsed:.1f} s")
-    raw = store.suite_dir(plan.suite.name)
-    if any(raw.glob("*/record.json")):
-        table, paths = write_suite_tables(raw, store.tables_dir(plan.suite.name))
-        console.print(table.markdown, markup=False, highlight=False)
-        console.print("wrote " + ", ".join(str(p) for p in paths))
+    if any(store.suite_dir(plan.suite.name).glob("*/record.json")):
+        _write_tables(console, store, plan.suite.name, Path(args.results))
     return 1 if failed else 0
+
+
+def _write_tables(console: Console, store, suite: str, results: Path, metric: str | None = None,
+                  layout: str | None = None, out: Path | None = None) -> None:
+    """The suite's table in the run store, and, when the suite is published, yours beside the published."""
+    from kdbench.store import RunStore, write_outputs
+    from kdbench.tables import results_frame, write_suite_tables
+    from kdbench.tables.reproduction import reproduction_table
+
+    raw, out = store.suite_dir(suite), out or store.tables_dir(suite)
+    table, paths = write_suite_tables(raw, out, metric, layout)
+    _print_table(console, table.markdown, paths)
+    published_raw = RunStore(results).suite_dir(suite)
+    if published_raw.resolve() != raw.resolve() and any(published_raw.glob("*/record.json")):
+        compared = reproduction_table(results_frame(raw), results_frame(published_raw), metric or "best")
+        paths = write_outputs(out, {"reproduction.md": compared.markdown.encode(),
+                                    "reproduction.csv": compared.tidy.to_csv(index=False).encode()})
+        _print_table(console, compared.markdown.replace("### Yours vs published",
+                                                        f"### Yours vs published ({published_raw})"), paths)
 
 
 def _format_default(value: object) -> str:
@@ -179,16 +234,32 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _suite_name(given: str) -> str:
+    """A suite name from a name or a suite file."""
+    if given.endswith((".yaml", ".yml")):
+        from kdbench.plan import load_suite
+
+        return load_suite(given).name
+    return given
+
+
 def cmd_tables(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.store import RunStore
     from kdbench.tables import write_suite_tables
 
-    raw = Path(args.raw_dir)
-    if not raw.is_dir():
-        raise KdbenchError(f"no such results directory: {raw}")
-    out = Path(args.out) if args.out else raw.parent.parent / raw.name
-    table, paths = write_suite_tables(raw, out, args.metric, args.layout)
-    console.print(table.markdown, markup=False, highlight=False)
-    console.print("wrote " + ", ".join(str(p) for p in paths))
+    given = Path(args.suite)
+    if given.is_dir():  # a folder of records: its table goes beside its raw/ folder
+        out = Path(args.out) if args.out else given.parent.parent / given.name
+        table, paths = write_suite_tables(given, out, args.metric, args.layout)
+        _print_table(console, table.markdown, paths)
+        return 0
+    store = RunStore(_runs_root(args))
+    name = _suite_name(args.suite)
+    if not store.suite_dir(name).is_dir():
+        raise KdbenchError(f"no suite {name!r} in the run store {store.root}: run it first, or name a record folder")
+    out = Path(args.out) if args.out else store.tables_dir(name)
+    table, paths = write_suite_tables(store.suite_dir(name), out, args.metric, args.layout)
+    _print_table(console, table.markdown, paths)
     return 0
 
 
@@ -220,10 +291,11 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     start = time.perf_counter()
     stored = worker.scorer.scores(tspec, ComponentRef(args.estimator, params, comp.version))
     elapsed = time.perf_counter() - start
-    out = Path(args.out) if args.out else Path(args.results) / "scores" / plan.suite.name
+    out = Path(args.out) if args.out else _runs_root(args) / "scores" / plan.suite.name
     stem = f"{args.estimator}-{tspec.arch}-{stored.key}"
-    title = f"{args.estimator} {params} on {tspec.arch}, {plan.suite.name}"
-    paths = write_score_report(stored, out, stem, title)
+    settings = ", ".join(f"{k}={v}" for k, v in {**params, **stored.info}.items())
+    caption = f"{plan.suite.name}: {stored.values.shape[0]} training samples scored on teacher {tspec.arch}; {settings}"
+    paths = write_score_report(stored, out, stem, f"{args.estimator} scores, {tspec.arch}", caption)
     direction = "higher" if stored.higher_to_teacher else "lower"
     console.print(
         f"{args.estimator} scored {stored.values.shape[0]} samples in {stored.seconds:.2f} s "
@@ -279,21 +351,62 @@ def _teacher_eval(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "tables": cmd_tables, "score": cmd_score, "teacher": cmd_teacher}
+def cmd_publish(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.store import RunStore, publish_suite
+    from kdbench.tables import write_suite_tables
+
+    runs, published = RunStore(_runs_root(args)), RunStore(args.results)
+    name = _suite_name(args.suite)
+    report = publish_suite(runs, published, name, replace=args.replace)
+    console.print(f"published {name}: {len(report.added)} new, {len(report.replaced)} replaced, "
+                  f"{len(report.unchanged)} already published as they are")
+    table, paths = write_suite_tables(published.suite_dir(name), published.tables_dir(name))
+    _print_table(console, table.markdown, paths)
+    return _write_leaderboard(console, Path(args.results), args.metric)
+
+
+def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
+    return _write_leaderboard(console, Path(args.results), args.metric)
+
+
+def _write_leaderboard(console: Console, results: Path, metric: str) -> int:
+    from kdbench.store import RunStore
+    from kdbench.tables.leaderboard_files import write_leaderboard
+
+    boards, paths = write_leaderboard(RunStore(results), metric)
+    for board in boards:
+        console.print(f"{board.dataset}: {len(board.rows)} rows from {len(board.runs)} runs")
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "tables": cmd_tables, "score": cmd_score, "teacher": cmd_teacher,
+            "publish": cmd_publish, "leaderboard": cmd_leaderboard}
+
+
+def one_line(text: str) -> str:
+    """Non-printable characters (line breaks in a value) escaped, so a message is always one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"kdbench: warning: {one_line(str(message))}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(soft_wrap=True)
-    try:
-        return COMMANDS[args.command](args, console)
-    except KdbenchError as exc:
-        one_line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(exc))
-        print(f"kdbench: error: {one_line}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("kdbench: interrupted; finished runs are kept, run the same command again to resume", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return COMMANDS[args.command](args, console)
+        except KdbenchError as exc:
+            print(f"kdbench: error: {one_line(str(exc))}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("kdbench: interrupted; finished runs are kept, run the same command again to resume",
+                  file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

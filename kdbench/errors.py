@@ -12,3 +12,7 @@ class KdbenchError(Exception):
     """An error the user caused and can fix; its message is one self-contained line."""
 
     exit_code = 2
+
+
+class KdbenchWarning(UserWarning):
+    """Something was passed over (a corrupt record, a degenerate estimator): shown as one line, work goes on."""

@@ -42,16 +42,28 @@ def records(results: Path, suite: str = "quickstart") -> dict[str, dict]:
 
 
 def test_quickstart_through_the_cli(tmp_path):
+    """As in a fresh clone: the published quickstart is there, yet every run trains into the run store, and the
+    table comes with the published numbers beside."""
     suite = reduced_quickstart(tmp_path)
-    proc = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "results"), cwd=tmp_path)
+    published = ROOT / "results"
+    proc = kdbench_cli("run", str(suite), "--quiet", "--runs", str(tmp_path / "results"), "--results", str(published),
+                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    trained = [line for line in proc.stdout.splitlines() if line.startswith("finished ")]
+    assert len(trained) == 6 and "skipped" not in proc.stdout  # trained, not replayed
+    assert "Yours vs published" in proc.stdout and "| ce       | – → resnet8" in proc.stdout
+    assert "94.35 ± 0.42" in proc.stdout  # the published from-scratch student, beside this run's
+    reproduction = (tmp_path / "results" / "quickstart" / "reproduction.csv").read_text().splitlines()
+    assert reproduction[0].startswith("row,pair,yours_mean") and len(reproduction) == 1 + 1 + 6
     recs = records(tmp_path / "results")
     assert sorted(r["label"] for r in recs.values()) == ["ce", "kd", "kd+DS", "kd+LR", "kd+LR+DS", "mse_kd"]
     for r in recs.values():
         assert r["status"] == "finished" and len(r["metrics"]) == 1
         assert r["spec"]["recipe"]["epochs"] == 1 and r["environment"]["torch"]
         assert 0 <= r["best_top1"] <= 100 and r["wall_time_s"] > 0
-        assert "git_revision" in r
+        assert "git_revision" in r and r["schema_version"] == 2
+        env = r["environment"]
+        assert env["executor"] == "serial" and env["host"] and env["device_name"] and env["device"] == "cpu"
     kd = next(r for r in recs.values() if r["label"] == "kd")
     assert kd["teacher"] == "resnet20" and kd["teacher_top1"] is not None and kd["selection"] is None
     ours = next(r for r in recs.values() if r["label"] == "kd+LR+DS")
@@ -67,7 +79,8 @@ def test_quickstart_through_the_cli(tmp_path):
 
     # a second run finds everything done and recomputes nothing
     before = {k: (tmp_path / "results/raw/quickstart" / k / "record.json").read_bytes() for k in recs}
-    again = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "results"), cwd=tmp_path)
+    again = kdbench_cli("run", str(suite), "--quiet", "--runs", str(tmp_path / "results"), "--results",
+                        str(tmp_path / "nothing-published"), cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("skipped") == 6
     assert before == {k: (tmp_path / "results/raw/quickstart" / k / "record.json").read_bytes() for k in recs}
 
@@ -75,11 +88,14 @@ def test_quickstart_through_the_cli(tmp_path):
     (tmp_path / "results" / "quickstart" / "table.md").unlink()
     assert main(["tables", str(tmp_path / "results" / "raw" / "quickstart"), "--metric", "last"]) == 0
     assert "last top-1" in (tmp_path / "results" / "quickstart" / "table.md").read_text()
+    (tmp_path / "results" / "quickstart" / "table.md").unlink()  # by suite name, from the run store
+    assert main(["tables", "quickstart", "--runs", str(tmp_path / "results")]) == 0
+    assert "best top-1" in (tmp_path / "results" / "quickstart" / "table.md").read_text()
 
 
 def test_dry_run_lists_without_training(tmp_path, capsys):
     suite = reduced_quickstart(tmp_path, seeds=[0, 1])
-    assert main(["run", str(suite), "--dry-run", "--results", str(tmp_path / "r")]) == 0
+    assert main(["run", str(suite), "--dry-run", "--runs", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "12 runs, 0 already finished; 1 teacher(s)" in out
     assert not (tmp_path / "r").exists()
@@ -126,13 +142,13 @@ def test_interrupted_run_resumes_and_keeps_finished_records(tmp_path, monkeypatc
         return real_train(self, spec)
 
     monkeypatch.setattr(runner.Worker, "_train", dies_on_second_run)
-    assert main(["run", str(suite), "--quiet", "--results", str(results)]) == 130
+    assert main(["run", str(suite), "--quiet", "--runs", str(results)]) == 130
     first = records(results)
     assert len(first) == 1
     kept = {k: (results / "raw/quickstart" / k / "record.json").read_bytes() for k in first}
 
     monkeypatch.setattr(runner.Worker, "_train", real_train)
-    assert main(["run", str(suite), "--quiet", "--results", str(results)]) == 0
+    assert main(["run", str(suite), "--quiet", "--runs", str(results)]) == 0
     assert len(records(results)) == 6
     assert kept == {k: (results / "raw/quickstart" / k / "record.json").read_bytes() for k in first}
 
@@ -151,7 +167,7 @@ def test_failed_run_is_recorded_as_failure_not_result(tmp_path, capsys):
         "    register('nan_method', Nan)\n"
     )
     suite = reduced_quickstart(tmp_path, methods=["ce", "nan_method"], plugins=["nan_method.py"])
-    assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 1
+    assert main(["run", str(suite), "--quiet", "--runs", str(tmp_path / "r")]) == 1
     raw = tmp_path / "r" / "raw" / "quickstart"
     failures = list(raw.glob("*/failure.json"))
     assert len(failures) == 1 and "TrainingDiverged" in failures[0].read_text()
@@ -162,7 +178,7 @@ def test_failed_run_is_recorded_as_failure_not_result(tmp_path, capsys):
 def test_single_file_plugin_method_runs_in_a_suite(tmp_path):
     write_plugin_file(tmp_path / "half_ce.py")
     suite = reduced_quickstart(tmp_path, methods=["half_ce"], plugins=["half_ce.py"])
-    assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
+    assert main(["run", str(suite), "--quiet", "--runs", str(tmp_path / "r")]) == 0
     (rec,) = records(tmp_path / "r").values()
     assert rec["method"] == "half_ce" and rec["spec"]["method"]["version"] == "7"
     assert {"loss_ce", "loss_l1"} <= set(rec["metrics"][0])
@@ -171,7 +187,7 @@ def test_single_file_plugin_method_runs_in_a_suite(tmp_path):
 def test_entry_point_package_method_runs_in_a_suite(tmp_path, monkeypatch, capsys):
     install_throwaway_package(tmp_path / "site", monkeypatch) if (tmp_path / "site").mkdir() is None else None
     suite = reduced_quickstart(tmp_path, methods=["entry_point_method"])
-    assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
+    assert main(["run", str(suite), "--quiet", "--runs", str(tmp_path / "r")]) == 0
     (rec,) = records(tmp_path / "r").values()
     assert rec["method"] == "entry_point_method"
     assert main(["list", "method"]) == 0
@@ -191,7 +207,7 @@ def test_checkpoint_that_does_not_fit_fails_before_any_training(tmp_path):
 
     torch.save({"model": CIFAR_MODELS["resnet8"](num_classes=10).state_dict()}, tmp_path / "t.pth")
     suite = reduced_quickstart(tmp_path, pairs=[{"teacher": "resnet20", "student": "resnet8", "checkpoint": "t.pth"}])
-    proc = kdbench_cli("run", str(suite), "--quiet", "--results", str(tmp_path / "r"), cwd=tmp_path)
+    proc = kdbench_cli("run", str(suite), "--quiet", "--runs", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 2 and "t.pth does not fit resnet20" in proc.stderr
     assert not list((tmp_path / "r").rglob("record.json"))
 
@@ -211,7 +227,7 @@ def test_teacher_train_then_list_then_reuse(tmp_path, capsys):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(teachers.Teachers, "train", no_teacher_training)
-        assert main(["run", str(suite), "--quiet", "--results", str(tmp_path / "r")]) == 0
+        assert main(["run", str(suite), "--quiet", "--runs", str(tmp_path / "r")]) == 0
 
 
 def test_score_writes_csv_and_histogram(tmp_path, capsys):

@@ -54,7 +54,7 @@ def reduced(name: str, tmp_path: Path) -> Path:
 def test_twin_runs_and_renders_its_paper_table(name, tmp_path, shared_home, monkeypatch, capsys):
     monkeypatch.setenv("KDBENCH_HOME", str(shared_home))
     runs, markers = TWINS[name]
-    assert main(["run", str(reduced(name, tmp_path)), "--quiet", "--results", str(tmp_path / "r")]) == 0
+    assert main(["run", str(reduced(name, tmp_path)), "--quiet", "--runs", str(tmp_path / "r")]) == 0
     table = (tmp_path / "r" / name / "table.md").read_text()
     for marker in markers:
         assert marker in table, marker

@@ -80,7 +80,7 @@ def test_a_new_builtin_method_is_one_file(tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert "argmax_smoothing" in listed.stdout and "weight=0.5" in listed.stdout
     suite = reduced_quickstart(tmp_path, methods=["argmax_smoothing"])
-    ran = cli("run", str(suite), "--quiet", "--results", str(tmp_path / "r"))
+    ran = cli("run", str(suite), "--quiet", "--runs", str(tmp_path / "r"))
     assert ran.returncode == 0, ran.stderr
     assert "finished argmax_smoothing resnet20 → resnet8 seed 0" in ran.stdout
     assert "argmax_smoothing" not in {c.name for c in load_registry()}  # the installed package is untouched

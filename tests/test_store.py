@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from kdbench.cli import main
-from kdbench.errors import KdbenchError
+from kdbench.errors import KdbenchWarning
 from kdbench.plan import RunSpec, expand, load_suite
 from kdbench.registry import load_registry
-from kdbench.store import SCHEMA_VERSION, FailureRecord, RunRecord, RunStore, read_run_record
+from kdbench.store import SCHEMA_VERSION, FailureRecord, RunRecord, RunStore, iter_records, read_run_record
 from tests.records import make_record, make_spec
 from tests.test_cli import reduced_quickstart
 
@@ -42,20 +42,31 @@ def test_published_records_are_valid_and_keep_their_keys():
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
-    [(lambda d: d.pop("best_top1"), "best_top1"), (lambda d: d.update(best_top_1=3.0), "best_top_1"),
-     (lambda d: d["metrics"][0].update(accuracy=1.0), "metrics.0"), (lambda d: d.update(spec={"suite": "s"}), "spec")],
-    ids=["missing", "renamed", "epoch-extra", "spec"],
+    ("change", "problem"),
+    [(lambda d: d.pop("best_top1"), "best_top1: Field required"),
+     (lambda d: d.update(best_top_1=3.0), "best_top_1: Extra inputs"),
+     (lambda d: d["metrics"][0].update(accuracy=1.0), "metrics.0"),
+     (lambda d: d.update(spec={"suite": "s"}), "spec"),
+     ("partial", "not readable as JSON")],
+    ids=["missing", "renamed", "epoch-extra", "spec", "partial-file"],
 )
-def test_an_invalid_record_is_one_clear_error(tmp_path, change, field):
+def test_a_corrupt_record_is_skipped_with_a_one_line_warning(tmp_path, change, problem):
     spec = make_spec("kd", "kd", "resnet20", "resnet8", 0)
-    path = RunStore(tmp_path).write_record(spec, make_record(spec, 90.0, 89.0))
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
-    with pytest.raises(KdbenchError, match=rf"record.json: not a valid run record: {field}") as err:
-        read_run_record(path)
-    assert "\n" not in str(err.value)
+    store = RunStore(tmp_path)
+    path = store.write_record(spec, make_record(spec, 90.0, 89.0))
+    if change == "partial":
+        path.write_text(path.read_text()[:200])  # a write cut short
+    else:
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+    with pytest.warns(KdbenchWarning) as caught:
+        assert read_run_record(path) is None
+    (warning,) = caught
+    message = str(warning.message)
+    assert "\n" not in message and "record.json" in message and problem in message and "skipped" in message
+    with pytest.warns(KdbenchWarning):
+        assert list(iter_records(tmp_path)) == [] and not store.is_done(spec)
 
 
 def test_failure_records_round_trip_and_never_count_as_done(tmp_path):
@@ -82,12 +93,12 @@ def test_one_rule_for_done_across_suites(tmp_path):
 def test_dry_run_and_run_of_another_suite_agree_on_what_is_done(tmp_path, capsys, monkeypatch):
     first = reduced_quickstart(tmp_path, methods=["ce"], name="first")
     results = tmp_path / "results"
-    assert main(["run", str(first), "--quiet", "--results", str(results)]) == 0
+    assert main(["run", str(first), "--quiet", "--runs", str(results)]) == 0
     data = yaml.safe_load(first.read_text())
     second = tmp_path / "second.yaml"
     second.write_text(yaml.safe_dump({**data, "name": "second", "methods": ["ce", "kd"]}))
     capsys.readouterr()
-    assert main(["run", str(second), "--dry-run", "--results", str(results)]) == 0
+    assert main(["run", str(second), "--dry-run", "--runs", str(results)]) == 0
     out = capsys.readouterr().out
     assert "2 runs, 1 already finished" in out
     assert out.count(" done ") == 1 and out.count(" todo ") == 1
@@ -101,7 +112,7 @@ def test_dry_run_and_run_of_another_suite_agree_on_what_is_done(tmp_path, capsys
         return real_train(self, spec)
 
     monkeypatch.setattr(worker.Worker, "_train", train_and_note)
-    assert main(["run", str(second), "--quiet", "--results", str(results)]) == 0
+    assert main(["run", str(second), "--quiet", "--runs", str(results)]) == 0
     assert trained == ["kd"]  # the ce run was done under the first suite: skipped, not retrained
     assert "skipped  ce" in capsys.readouterr().out
     assert len(list((results / "raw" / "second").glob("*/record.json"))) == 2

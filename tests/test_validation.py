@@ -82,7 +82,7 @@ WRONG_EXAMPLES = {"null": None, "bool": True, "int": 7, "float": 0.5, "str": "1e
 
 
 def run_dry(path: Path, tmp_path: Path, capsys) -> tuple[int, list[str]]:
-    code = main(["run", str(path), "--dry-run", "--results", str(tmp_path / "r")])
+    code = main(["run", str(path), "--dry-run", "--runs", str(tmp_path / "r")])
     return code, capsys.readouterr().err.strip().splitlines()
 
 

@@ -1,4 +1,4 @@
-"""What ran a result: versions, hardware and the git revision, saved beside every record."""
+"""What ran a result: versions, host, device, executor and the git revision, saved in every record."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import kdbench
+from kdbench.store import Environment
 
 
 def git_revision(path: Path | None = None) -> str | None:
@@ -33,19 +33,36 @@ def git_revision(path: Path | None = None) -> str | None:
         return None
 
 
-def environment(device: str) -> dict[str, Any]:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str, executor: str | None = None) -> Environment:
+    """Where a run ran: versions, host, device, and the executor that ran it."""
     import torch
 
-    env: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "kdbench": kdbench.__version__,
-        "device": device,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    gpu = cuda = None
     if device.startswith("cuda") and torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
-        env["cuda"] = torch.version.cuda
-    return env
+        gpu = torch.cuda.get_device_name(torch.device(device))
+        cuda = torch.version.cuda
+    return Environment(
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        torch=torch.__version__,
+        kdbench=kdbench.__version__,
+        device=device,
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        gpu=gpu,
+        cuda=cuda,
+        host=platform.node() or None,
+        device_name=gpu or cpu_model(),
+        executor=executor,
+    )

@@ -22,7 +22,7 @@ def teachers_of(runs: list[RunSpec]) -> list[TeacherSpec]:
 
 def runs_to_do(plan: Plan, options: RunOptions) -> list[RunSpec]:
     """The runs that will train: all with ``--force``, else those the run store does not have as done."""
-    store = RunStore(options.results_root)
+    store = RunStore(options.runs_root)
     return [r for r in plan.runs if options.force or not store.is_done(r)]
 
 

@@ -12,7 +12,7 @@ from kdbench.store import kdbench_home
 class RunOptions:
     """Plain, picklable settings that travel with the specs to every worker."""
 
-    results_root: str = "results"
+    runs_root: str = "runs"  # the run store (``--runs``, $KDBENCH_RUNS); published results live elsewhere
     data_root: str | None = None  # default: $KDBENCH_HOME/data
     download: bool = False
     device: str = "auto"
@@ -22,6 +22,7 @@ class RunOptions:
     checkpoint_every: int = 10
     eval_batch_size: int = 1024
     extra_plugin_files: tuple[str, ...] = ()
+    executor: str = "serial"  # recorded in every record's provenance
 
     @property
     def home_path(self) -> Path:

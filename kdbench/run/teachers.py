@@ -94,7 +94,7 @@ class Teachers:
             checkpoints=kept,
             metrics=epoch_records(outcome),
             wall_time_s=outcome.wall_time_s,
-            environment=environment(self.components.device),
+            environment=environment(self.components.device, self.components.options.executor),
             git_revision=git_revision(),
             spec=spec,
             saved_at=time.time(),

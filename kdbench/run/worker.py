@@ -51,7 +51,7 @@ class Worker:
     def __init__(self, options: RunOptions, plugin_files: tuple[str, ...] = ()) -> None:
         self.options = options
         self.components = Components(options, plugin_files)
-        self.store = RunStore(options.results_root)
+        self.store = RunStore(options.runs_root)
         self.teachers = Teachers(self.components, TeacherStore(options.home_path), options.quiet)
         self.scorer = Scorer(self.components, self.teachers, ScoreCache(options.home_path))
 
@@ -118,7 +118,7 @@ class Worker:
             metrics=epoch_records(outcome),
             wall_time_s=outcome.wall_time_s,
             train_images_per_s=outcome.train_images_per_s,
-            environment=environment(self.components.device),
+            environment=environment(self.components.device, self.options.executor),
             git_revision=git_revision(),
             finished_at=time.time(),
         )

@@ -1,11 +1,14 @@
 """The one owner of paths and writes: run records, teachers, score caches; typed records; atomic writes."""
 
-from kdbench.store.home import kdbench_home
+from kdbench.store.home import default_runs_root, kdbench_home
 from kdbench.store.outputs import write_outputs
+from kdbench.store.publish import PublishReport, check_results_folder, publish_suite, published_records, suites_in
 from kdbench.store.records import (
     SCHEMA_VERSION,
+    Environment,
     EpochRecord,
     FailureRecord,
+    Replacement,
     RunRecord,
     SelectionRecord,
     TeacherCheckpoint,
@@ -17,8 +20,11 @@ from kdbench.store.teachers import TeacherStore, load_checkpoint
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Environment",
     "EpochRecord",
     "FailureRecord",
+    "Replacement",
+    "PublishReport",
     "ResumeFile",
     "RunRecord",
     "RunStore",
@@ -29,11 +35,16 @@ __all__ = [
     "TeacherCheckpoint",
     "TeacherRecord",
     "TeacherStore",
+    "check_results_folder",
+    "default_runs_root",
     "iter_records",
     "kdbench_home",
     "load_checkpoint",
+    "publish_suite",
+    "published_records",
     "read_run_record",
     "read_suite_info",
     "scores_key",
+    "suites_in",
     "write_outputs",
 ]

@@ -1,12 +1,17 @@
 """The typed records kdbench stores: one finished run, one failure, one teacher, with a schema version.
 
 Records are the data every table, plot and leaderboard is derived from, so they are validated on the
-way in and on the way out: a field renamed in one place fails here, loudly, instead of emptying a
-table column somewhere else. Records written before the schema carried a version are version 1.
+way in and on the way out: a field renamed in one place fails here instead of emptying a table column
+somewhere else. A record file that is corrupt or invalid is skipped with a one-line warning, never
+tabled and never published.
+
+Schema versions: 1, the records before versions were written; 2 adds where a run ran (host, device
+name, executor) and the note of a published record it replaced. A version-1 record reads as is.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -21,11 +26,11 @@ from pydantic import (
     model_validator,
 )
 
-from kdbench.errors import KdbenchError
+from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec, TeacherSpec
 from kdbench.store.files import read_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _spec_field(cls: type) -> Any:
@@ -100,6 +105,39 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Environment(_Record):
+    """Where and with what a run ran: its provenance."""
+
+    python: str
+    platform: str
+    torch: str
+    kdbench: str
+    device: str  # as asked for: cpu, cuda, cuda:1
+    cpu_count: int | None = None
+    torch_threads: int | None = None
+    gpu: str | None = None  # the CUDA device's name
+    cuda: str | None = None  # torch's CUDA version
+    host: str | None = None  # since schema 2
+    device_name: str | None = None  # the GPU, else the CPU model (since schema 2)
+    executor: str | None = None  # the executor plugin that ran it (since schema 2)
+
+
+class Replacement(_Record):
+    """A published record that ``kdbench publish --replace`` replaced, noted in the record replacing it."""
+
+    at: float  # when it was replaced
+    finished_at: float
+    git_revision: str | None
+    best_top1: float
+    last_top1: float
+    host: str | None = None
+
+    @classmethod
+    def of(cls, record: RunRecord, at: float) -> Replacement:
+        return cls(at=at, finished_at=record.finished_at, git_revision=record.git_revision,
+                   best_top1=record.best_top1, last_top1=record.last_top1, host=record.environment.host)
+
+
 class RunRecord(_Record):
     """A finished run: its resolved spec, per-epoch metrics, results, cost and provenance."""
 
@@ -124,9 +162,17 @@ class RunRecord(_Record):
     metrics: list[EpochRecord] = Field(min_length=1)
     wall_time_s: float
     train_images_per_s: float
-    environment: dict[str, Any]
+    environment: Environment
     git_revision: str | None
     finished_at: float
+    replaced: list[Replacement] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_replacements(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("replaced"):
+            data.pop("replaced", None)  # most records never replaced anything
+        return data
 
     def under(self, spec: RunSpec) -> RunRecord:
         """The same result filed under another suite's spec (same key, another suite, label or order)."""
@@ -165,7 +211,7 @@ class TeacherRecord(_Record):
     checkpoints: list[TeacherCheckpoint] = Field(default_factory=list)
     metrics: list[EpochRecord] = Field(default_factory=list)
     wall_time_s: float | None = None
-    environment: dict[str, Any] | None = None
+    environment: Environment | None = None
     git_revision: str | None = None
     spec: TeacherSpecField | None = None
     saved_at: float | None = None
@@ -175,15 +221,21 @@ Record = TypeVar("Record", bound=BaseModel)
 
 
 def read_finished(path: Path, model: type[Record], what: str) -> Record | None:
-    """The finished record at ``path``; None when there is none (or it is not finished). A file that is
-    not a valid record is an error naming the path and the field: a table silently missing a run is
-    worse than a clear stop."""
+    """The finished record at ``path``; None when there is none, when it is not finished, or when the file
+    is corrupt or not a valid record (then with a one-line warning naming the path and the field)."""
+    if not path.is_file():
+        return None
     data = read_json(path)
-    if data is None or (isinstance(data, dict) and data.get("status") != "finished"):
+    if data is None:
+        warnings.warn(f"{path}: not readable as JSON (a partial or corrupt file); skipped", KdbenchWarning,
+                      stacklevel=2)
+        return None
+    if isinstance(data, dict) and data.get("status") != "finished":
         return None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise KdbenchError(f"{path}: not a valid {what}: {field}: {err['msg']}") from None
+        warnings.warn(f"{path}: not a valid {what} ({field}: {err['msg']}); skipped", KdbenchWarning, stacklevel=2)
+        return None

@@ -7,7 +7,17 @@ import math
 import pandas as pd
 
 from kdbench.contracts import SCRATCH_METHOD
-from kdbench.tables.cells import Table, delta, format_cell, format_delta, markdown, mean_std, pairs
+from kdbench.tables.cells import (
+    SIGNIFICANT_NOTE,
+    Table,
+    delta,
+    format_cell,
+    format_delta,
+    markdown,
+    mean_std,
+    pairs,
+    welch_p,
+)
 from kdbench.tables.paper_common import (
     CHECK,
     CROSS,
@@ -67,21 +77,22 @@ def _ablation_section(rows: pd.DataFrame, column: str) -> Section:
             stats = mean_std(cell_rows[column])
             if base is None:  # the block's first row (×/×, KL for KD) is the Δ reference, present or not
                 base = stats
-                change = math.nan
+                change, p = math.nan, math.nan
             else:
-                change = delta(stats, base)
+                change, p = delta(stats, base), welch_p(stats, base)
             if stats[2] == 0:
                 continue  # missing combinations are absent rows
             used += stats[2]
             block = PAPER_NAMES.get(method, method)
             tidy.append({"block": block, "method": run_method, "ds": ds, "lr": lr, "mean": stats[0], "std": stats[1],
-                         "n": stats[2], "delta": change})
+                         "n": stats[2], "delta": change, "p_value": p})
             table.append([block if first else "", _mark(ds), lr_cell, format_cell(*stats),
-                          format_delta(change)])
+                          format_delta(change, p)])
             first = False
     body = markdown(["Method", "DS", "LR", "Acc (%)", "Δ"], table) if table else "No distillation runs."
-    body += "\n\nΔ: difference of mean Acc to the block's × × row (KD: the KL one); \"–\" where that row has no runs."
-    columns = ["block", "method", "ds", "lr", "mean", "std", "n", "delta"]
+    body += ("\n\nΔ: difference of mean Acc to the block's × × row (KD: the KL one); \"–\" where that row has no runs. "
+             + SIGNIFICANT_NOTE)
+    columns = ["block", "method", "ds", "lr", "mean", "std", "n", "delta", "p_value"]
     return Section(body=body, tidy=tidy_frame(tidy, columns), used=used)
 
 
@@ -89,7 +100,7 @@ def ablation_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     """Table III: each method with and without DS and LR, and Δ against its own ×/× run, so the gain of
     each part is read off directly; KD's block also shows KD with an MSE logit loss."""
     return render_by_pair(frame, metric, "Table III: with or without DS and LR", _ablation_section,
-                          ["block", "method", "ds", "lr"], ("mean", "std", "n", "delta"))
+                          ["block", "method", "ds", "lr"], ("mean", "std", "n", "delta", "p_value"))
 
 
 def is_ablation(data: pd.DataFrame) -> bool:

@@ -10,11 +10,14 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
+from scipy import stats as scipy_stats
 from tabulate import tabulate
 
 from kdbench.contracts import SCRATCH_METHOD
 
 DASH = "–"
+SIGNIFICANCE = 0.05  # a Δ over seeds is marked "*" when Welch's t-test gives p below this
+SIGNIFICANT_NOTE = "* p < 0.05 (Welch's t-test over seeds)."
 
 Stats = tuple[float, float, int]  # mean, sample std, number of runs
 
@@ -46,8 +49,25 @@ def delta(stats: Stats, base: Stats) -> float:
     return stats[0] - base[0]
 
 
-def format_delta(value: float) -> str:
-    return DASH if math.isnan(value) else f"{value:+.2f}"
+def welch_p(stats: Stats, base: Stats) -> float:
+    """Two-sided p-value of Welch's t-test that two groups of runs have the same mean, from their summary
+    statistics (mean, sample std, n). NaN when a group has fewer than 2 runs or both have no spread."""
+    (m1, s1, n1), (m2, s2, n2) = stats, base
+    if n1 < 2 or n2 < 2 or any(math.isnan(v) for v in (m1, s1, m2, s2)):
+        return math.nan
+    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
+    if v1 + v2 == 0:
+        return math.nan
+    t = (m1 - m2) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))  # Welch–Satterthwaite
+    return float(2 * scipy_stats.t.sf(abs(t), df))
+
+
+def format_delta(value: float, p: float = math.nan) -> str:
+    """"+1.20", with "*" when the difference is significant over seeds (p < 0.05)."""
+    if math.isnan(value):
+        return DASH
+    return f"{value:+.2f}" + ("*" if p < SIGNIFICANCE else "")
 
 
 def metric_column(frame: pd.DataFrame, metric: str) -> str:

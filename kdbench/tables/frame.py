@@ -11,9 +11,9 @@ from kdbench.store import RunRecord, iter_records
 
 #: The columns of :func:`results_frame`, in order.
 COLUMNS = [
-    "suite", "key", "label", "method", "method_params", "teacher", "student", "seed", "last_top1", "best_top1",
-    "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds", "ds_estimator",
-    "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
+    "suite", "key", "dataset", "label", "method", "method_params", "teacher", "student", "seed", "last_top1",
+    "best_top1", "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds",
+    "ds_estimator", "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
 ]  # fmt: skip
 
 
@@ -24,6 +24,7 @@ def record_row(record: RunRecord) -> dict[str, object]:
     return {
         "suite": record.suite,
         "key": record.key,
+        "dataset": record.dataset,
         "label": record.label,
         "method": record.method,
         "method_params": spec.method.params,

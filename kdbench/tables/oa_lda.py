@@ -6,9 +6,12 @@ LDA with LR a feature method ("Features"). Cells are mean ± std over seeds; Δ 
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from kdbench.tables.cells import (
+    SIGNIFICANT_NOTE,
     Table,
     delta,
     format_cell,
@@ -19,6 +22,7 @@ from kdbench.tables.cells import (
     pairs,
     scratch_stats,
     teacher_stats,
+    welch_p,
 )
 
 
@@ -47,11 +51,12 @@ def oa_lda_table(frame: pd.DataFrame, metric: str = "best") -> Table:
                 at = mine[(mine["teacher"] == teacher) & (mine["student"] == student)]
                 lda_mask = is_lda.loc[at.index]
                 oa, lda = mean_std(at[~lda_mask][column]), mean_std(at[lda_mask][column])
-                cells += [format_cell(*oa), format_cell(*lda), format_delta(delta(lda, oa))]
+                change, p = delta(lda, oa), welch_p(lda, oa)
+                cells += [format_cell(*oa), format_cell(*lda), format_delta(change, p)]
                 pair = f"{teacher} → {student}"
-                for variant, (mean, std, n) in (("OA", oa), ("LDA", lda)):
+                for variant, (mean, std, n), d, pv in (("OA", oa, math.nan, math.nan), ("LDA", lda, change, p)):
                     tidy.append({"group": group, "row": label, "pair": pair, "variant": variant,
-                                 "mean": mean, "std": std, "n": n})
+                                 "mean": mean, "std": std, "n": n, "delta": d, "p_value": pv})
             rows.append(cells)
     header = ["Type", "Method"] + [h for t, s in columns for h in (f"{t} → {s} OA", "LDA", "Δ")]
     lines = ["Teacher (top-1) → student (from scratch): " + "; ".join(_teacher_line(frame, columns, column)), ""]
@@ -59,7 +64,7 @@ def oa_lda_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     n = int(distill.groupby(["label", "teacher", "student", "ds", "lr"])["seed"].nunique().max()) if len(distill) else 0
     lines += ["", f"OA: as published; LDA: with Data Selection (Logits) or Label Revision + Data Selection "
               f"(Features); Δ = LDA − OA. {metric} top-1 (%), mean ± std over up to {n} seeds; "
-              f"derived from {len(frame)} run records."]
-    tidy_df = pd.DataFrame(tidy, columns=["group", "row", "pair", "variant", "mean", "std", "n"])
+              f"derived from {len(frame)} run records. {SIGNIFICANT_NOTE}"]
+    tidy_df = pd.DataFrame(tidy, columns=["group", "row", "pair", "variant", "mean", "std", "n", "delta", "p_value"])
     tidy_df.insert(4, "metric", f"{metric} top-1 (%)")
     return Table(markdown="\n".join(lines) + "\n", tidy=tidy_df)

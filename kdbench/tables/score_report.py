@@ -21,7 +21,7 @@ def scores_frame(stored: StoredScores) -> pd.DataFrame:
     )
 
 
-def write_score_report(stored: StoredScores, out_dir: Path, stem: str, title: str) -> list[Path]:
+def write_score_report(stored: StoredScores, out_dir: Path, stem: str, title: str, caption: str = "") -> list[Path]:
     frame = scores_frame(stored)
     return write_outputs(out_dir, {f"{stem}.csv": frame.to_csv(index=False).encode(),
-                                   f"{stem}.png": score_histogram_png(frame, title)})
+                                   f"{stem}.png": score_histogram_png(frame, title, caption)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from kdbench.tables.cells import (
+    SIGNIFICANT_NOTE,
     Table,
     delta,
     format_cell,
@@ -15,6 +16,7 @@ from kdbench.tables.cells import (
     pairs,
     scratch_stats,
     teacher_stats,
+    welch_p,
 )
 from kdbench.tables.paper_common import KD
 
@@ -38,12 +40,13 @@ def vanilla_table(frame: pd.DataFrame, metric: str = "best") -> Table:
         }
         for row, cell in zip((teacher_row, student_row, vanilla_row, ours_row), stats.values(), strict=True):
             row.append(format_cell(*cell))
-        delta_row.append(format_delta(delta(stats["Our"], stats["Vanilla KD"])))
+        ours, vanilla = stats["Our"], stats["Vanilla KD"]
+        delta_row.append(format_delta(delta(ours, vanilla), welch_p(ours, vanilla)))
         tidy += [{"row": k, "pair": f"{teacher} → {student}", "mean": v[0], "std": v[1], "n": v[2]}
                  for k, v in stats.items()]
     body = markdown(header, [teacher_row, student_row, vanilla_row, ours_row, delta_row])
     note = (f"Our = KD + Label Revision + Data Selection; Δ = Our − Vanilla KD. {metric} top-1 (%), "
-            f"mean ± std over seeds; derived from {len(frame)} run records.")
+            f"mean ± std over seeds; derived from {len(frame)} run records. {SIGNIFICANT_NOTE}")
     tidy_df = pd.DataFrame(tidy, columns=["row", "pair", "mean", "std", "n"])
     tidy_df.insert(2, "metric", f"{metric} top-1 (%)")
     return Table(markdown=body + "\n\n" + note + "\n", tidy=tidy_df)

@@ -1,5 +1,5 @@
-"""A suite's derived files from its records: ``table.md``, tidy ``table.csv``, ``runs.csv`` and a
-time-vs-accuracy plot per pair."""
+"""A suite's derived files from its records: ``table.md``, tidy ``table.csv``, ``runs.csv``, ``paper.csv``
+(the published numbers beside ours, where the paper has them) and a time-vs-accuracy plot per pair."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kdbench.tables.cells import Table
 from kdbench.tables.frame import results_frame
 from kdbench.tables.layouts import render
 from kdbench.tables.plots import time_accuracy_png
+from kdbench.tables.reference import paper_block
 
 
 def write_suite_tables(
@@ -31,11 +32,15 @@ def write_suite_tables(
     layout = layout or saved.get("layout")
     suite = str(frame["suite"].iloc[0])
     layout, table = render(frame, metric, layout, title=f"{suite}: {metric} top-1 (%)")
+    paper = paper_block(frame, metric)
+    markdown = table.markdown + (f"\n{paper.markdown}" if paper is not None else "")
     files = {
-        "table.md": table.markdown.encode(),
+        "table.md": markdown.encode(),
         "table.csv": table.tidy.to_csv(index=False).encode(),
         "runs.csv": frame.drop(columns=["method_params"]).to_csv(index=False).encode(),
     }
+    if paper is not None:
+        files["paper.csv"] = paper.tidy.to_csv(index=False).encode()
     for (teacher, student), _ in frame[frame["teacher"].notna()].groupby(["teacher", "student"], sort=False):
         files[f"time_accuracy_{teacher}_{student}.png"] = time_accuracy_png(frame, teacher, student, metric)
-    return table, write_outputs(Path(out_dir), files)
+    return Table(markdown, table.tidy), write_outputs(Path(out_dir), files)
