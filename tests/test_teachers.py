@@ -53,7 +53,7 @@ def tiny_teacher_spec(epochs=1):
 
 
 def test_teacher_is_trained_once_and_reused(isolated_home, tmp_path, monkeypatch):
-    options = RunOptions(results_root=str(tmp_path / "results"), device="cpu", quiet=True)
+    options = RunOptions(runs_root=str(tmp_path / "runs"), device="cpu", quiet=True)
     spec = tiny_teacher_spec()
     loaded = Worker(options).teachers.get(spec)
     model, record = loaded.model, loaded.record

@@ -216,7 +216,7 @@ def test_dataset_values_a_loader_rejects_are_one_line(tmp_path):
     from kdbench.run.components import Components
     from kdbench.run.options import RunOptions
 
-    components = Components(RunOptions(results_root=str(tmp_path), device="cpu"))
+    components = Components(RunOptions(runs_root=str(tmp_path), device="cpu"))
     for params in ({"num_classes": 1_000_000}, {"num_train": 0}, {"image_size": 100_000}, {"val_fraction": 1.5}):
         with pytest.raises(KdbenchError, match="synthetic"):
             components.dataset(ComponentRef("synthetic", params))
