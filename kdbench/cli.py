@@ -52,6 +52,8 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--eval-batch-size", type=int, default=1024, metavar="N",
                    help="batch size of evaluation passes (default: 1024; changes no number)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per worker (default: torch's; the pool executor splits the cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -63,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", help="suite YAML file")
     run.add_argument("--dry-run", action="store_true", help="list the runs without training")
     run.add_argument("--force", action="store_true", help="recompute runs that already have a record")
-    run.add_argument("--executor", default="serial", help="executor name (default: serial)")
+    run.add_argument("--executor", default=None, help="executor: serial, pool, submitit, ray (default: the suite's, "
+                     "else serial)")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="executor parameter (repeatable), e.g. --param devices=2")
     run.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                      help="epochs between resume checkpoints (0: none)")
     _add_common(run)
@@ -130,9 +135,11 @@ def _options(args: argparse.Namespace, **extra):
 
     if args.eval_batch_size < 1:
         raise KdbenchError(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise KdbenchError(f"--threads must be at least 1, got {args.threads}")
     return RunOptions(
         runs_root=str(_runs_root(args)), data_root=args.data_root, download=args.download, device=args.device,
-        quiet=args.quiet, eval_batch_size=args.eval_batch_size,
+        quiet=args.quiet, eval_batch_size=args.eval_batch_size, threads=args.threads,
         extra_plugin_files=tuple(str(Path(p).resolve()) for p in args.plugin), **extra,
     )
 
@@ -153,12 +160,13 @@ def _print_table(console: Console, markdown: str, paths: list[Path]) -> None:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from kdbench.run import execute_plan, runs_to_do
+    from kdbench.run.suite_progress import SuiteProgress
     from kdbench.store import RunStore, SuiteInfo
 
     plan, registry = _plan(args)
     store = RunStore(_runs_root(args))
-    executor = registry.get("executor", args.executor).create()
-    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every, executor=args.executor)
+    name, executor = _executor(args, plan, registry)
+    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every, executor=name)
     if args.dry_run:
         todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
@@ -174,22 +182,24 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return 0
     store.write_suite_info(SuiteInfo(name=plan.suite.name, description=plan.suite.config.description,
                                      file=str(plan.suite.path), table=plan.suite.config.table.model_dump()))
-    start = time.perf_counter()
-    failed = 0
+    progress = SuiteProgress(len(plan.runs))
     for outcome in execute_plan(plan, options, executor):
-        if outcome.status == "failed":
-            failed += 1
-            console.print(f"[red]failed[/red] {outcome.label} {outcome.pair} seed {outcome.seed}: {outcome.error}")
-        else:
-            console.print(
-                f"{outcome.status:8s} {outcome.label} {outcome.pair} seed {outcome.seed}: "
-                f"best {outcome.record.best_top1:.2f} last {outcome.record.last_top1:.2f}"
-            )
-    elapsed = time.perf_counter() - start
-    console.print(f"{len(plan.runs) - failed}/{len(plan.runs)} runs finished in {elapsed:.1f} s")
+        console.print(progress.line(outcome), markup=False, highlight=False)
+    console.print(progress.summary())
     if any(store.suite_dir(plan.suite.name).glob("*/record.json")):
         _write_tables(console, store, plan.suite.name, Path(args.results))
-    return 1 if failed else 0
+    return 1 if progress.failed else 0
+
+
+def _executor(args: argparse.Namespace, plan, registry) -> tuple[str, object]:
+    """The executor: ``--executor`` / ``--param`` over the suite's ``executor:`` block, else serial."""
+    entry = plan.suite.config.executor
+    name = args.executor or (entry.name if entry else "serial")
+    same = entry is not None and entry.name == name
+    params = {**(entry.params if same else {}), **_parse_params(args.param)}
+    where = plan.suite.where("executor") if same else "--executor"
+    comp = registry.get_at(where, "executor", name)
+    return name, comp.create(params, where, runs_root=str(_runs_root(args)))
 
 
 def _write_tables(console: Console, store, suite: str, results: Path, metric: str | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_quickstart_through_the_cli(tmp_path):
     proc = kdbench_cli("run", str(suite), "--quiet", "--runs", str(tmp_path / "results"), "--results", str(published),
                        cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    trained = [line for line in proc.stdout.splitlines() if line.startswith("finished ")]
+    trained = [line for line in proc.stdout.splitlines() if re.match(r"\[\d/6\] finished ", line)]
     assert len(trained) == 6 and "skipped" not in proc.stdout  # trained, not replayed
     assert "Yours vs published" in proc.stdout and "| ce       | – → resnet8" in proc.stdout
     scratch = [json.loads(f.read_text()) for f in (published / "raw" / "quickstart").glob("*/record.json")]

@@ -11,7 +11,7 @@ component per module.
 
 from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats, hold_out_validation
 from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
-from kdbench.contracts.executors import Executor
+from kdbench.contracts.executors import Executor, Job, require
 from kdbench.contracts.hookspecs import hookimpl
 from kdbench.contracts.losses import cross_entropy_per_sample, kl_per_sample, upcast
 from kdbench.contracts.methods import (
@@ -35,6 +35,7 @@ __all__ = [
     "DistillationMethod",
     "Executor",
     "ImageDataset",
+    "Job",
     "LabelRevision",
     "LossTerms",
     "MethodContext",
@@ -57,5 +58,6 @@ __all__ = [
     "lr_at_epoch",
     "one_hot_like",
     "register_folder",
+    "require",
     "upcast",
 ]

@@ -126,8 +126,9 @@ class SuiteFile(BaseModel):
     pairs: list[PairEntry] = Field(min_length=1)
     methods: list[MethodEntry] = Field(min_length=1)
     table: TableOptions = Field(default_factory=TableOptions)
+    executor: ComponentEntry | None = None  # how the runs are spread (``kdbench run --executor`` overrides it)
 
-    _as_mapping = field_validator("dataset", mode="before")(_name_or_mapping)
+    _as_mapping = field_validator("dataset", "executor", mode="before")(_name_or_mapping)
 
     @field_validator("name")
     @classmethod

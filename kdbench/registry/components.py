@@ -23,6 +23,7 @@ from kdbench.registry.validation import parameter_hints, short_repr, type_error
 CONTEXT_PARAMETERS: Mapping[str, frozenset[str]] = {
     "model": frozenset({"num_classes"}),
     "dataset": frozenset({"root", "download"}),
+    "executor": frozenset({"runs_root"}),  # where an executor keeps its logs (the run store)
 }
 
 REQUIRED = inspect.Parameter.empty
@@ -106,9 +107,13 @@ class Component:
                 resolved[key] = default
         return resolved
 
-    def create(self, params: Mapping[str, Any] | None = None, **context: Any) -> Any:
-        """Instantiate with resolved user parameters plus harness-provided context parameters."""
-        return self.factory(**self.resolve(params), **context)
+    def create(self, params: Mapping[str, Any] | None = None, where: Where = "", **context: Any) -> Any:
+        """Instantiate with resolved user parameters plus the harness-provided context parameters the factory
+        takes (a factory may leave out any of its kind's context parameters)."""
+        accepted = inspect.signature(self.factory).parameters
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        context = {k: v for k, v in context.items() if takes_all or k in accepted}
+        return self.factory(**self.resolve(params, where), **context)
 
 
 class Registry:

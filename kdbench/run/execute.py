@@ -1,14 +1,24 @@
-"""From a plan to records: every teacher first, then every run through the executor."""
+"""From a plan to records, in waves through one executor: teachers, then Data Selection scores, then runs.
+
+Every teacher a remaining run needs is there before any student trains, and every score file before
+any run that selects with it, so the runs of the last wave never wait on one another. External
+checkpoints are checked here first, in this process: one that does not fit stops the suite with one
+line before any work.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 
 from kdbench.contracts import Executor
+from kdbench.errors import KdbenchError
 from kdbench.plan import Plan, RunSpec, TeacherSpec
+from kdbench.run.jobs import RunJob, ScoreJob, TeacherJob
 from kdbench.run.options import RunOptions
 from kdbench.run.worker import RunOutcome, WorkerFactory
-from kdbench.store import RunStore
+from kdbench.store import FailureRecord, RunStore, ScoreCache, TeacherStore, scores_key
+from kdbench.store.runs import FAILURE
 
 
 def teachers_of(runs: list[RunSpec]) -> list[TeacherSpec]:
@@ -26,17 +36,56 @@ def runs_to_do(plan: Plan, options: RunOptions) -> list[RunSpec]:
     return [r for r in plan.runs if options.force or not store.is_done(r)]
 
 
-def execute_plan(plan: Plan, options: RunOptions, executor: Executor) -> Iterator[RunOutcome]:
-    """Teachers first, then every run through the executor.
+def teacher_jobs(todo: list[RunSpec], options: RunOptions) -> list[TeacherJob]:
+    """Harness-trained teachers of the remaining runs that the teacher store does not have yet."""
+    store = TeacherStore(options.home_path)
+    return [TeacherJob(t) for t in teachers_of(todo) if t.checkpoint is None and store.record(t) is None]
 
-    Every teacher of a run still to do is obtained here, in this process, before any student
-    trains: harness-trained teachers are trained once, and external checkpoints are loaded strictly,
-    so a checkpoint that does not fit fails the suite before any work rather than half way.
-    """
+
+def score_jobs(todo: list[RunSpec], options: RunOptions) -> list[ScoreJob]:
+    """Scores the remaining runs select with that are not cached yet, each once."""
+    cache, jobs = ScoreCache(options.home_path), {}
+    for run in todo:
+        if run.selection is not None and run.selection.estimator is not None and run.teacher is not None:
+            key = scores_key(run.teacher, run.selection.estimator)
+            if key not in jobs and not cache.path(key).is_file():
+                jobs[key] = ScoreJob(run.teacher, run.selection.estimator)
+    return list(jobs.values())
+
+
+def _wave(executor: Executor, jobs: Sequence, factory: WorkerFactory) -> Iterator[RunOutcome]:
+    """A preparatory wave: every job must succeed, or no student trains."""
+    failed = []
+    for outcome in executor.run(jobs, factory) if jobs else ():
+        yield outcome
+        if outcome.status == "failed":
+            failed.append(outcome)
+    if failed:
+        raise KdbenchError(f"{failed[0].label} failed ({failed[0].error}); no student was trained"
+                           + (f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""))
+
+
+def execute_plan(plan: Plan, options: RunOptions, executor: Executor) -> Iterator[RunOutcome]:
+    """Teachers, then scores, then every run, each wave through ``executor``; outcomes as they arrive."""
     factory = WorkerFactory(options, plan.suite.plugin_files)
-    teachers = teachers_of(runs_to_do(plan, options))
-    if teachers:
-        worker = factory()
-        for tspec in teachers:
-            worker.teachers.get(tspec)
-    yield from executor.run(plan.runs, factory)
+    todo = runs_to_do(plan, options)
+    external = [t for t in teachers_of(todo) if t.checkpoint is not None]
+    if external:
+        checker = factory()
+        for tspec in external:
+            checker.teachers.get(tspec)
+    yield from _wave(executor, teacher_jobs(todo, options), factory)
+    yield from _wave(executor, score_jobs(todo, options), factory)
+    store = RunStore(options.runs_root)
+    for outcome in executor.run([RunJob(spec) for spec in plan.runs], factory):
+        if outcome.kind == "run" and outcome.status == "failed":
+            _note_crash(store, plan, outcome)
+        yield outcome
+
+
+def _note_crash(store: RunStore, plan: Plan, outcome: RunOutcome) -> None:
+    """A run whose process died wrote no failure record itself: write it, so the next run retries it."""
+    spec = next(s for s in plan.runs if s.key == outcome.key)
+    if not (store.run_dir(spec) / FAILURE).is_file():
+        store.write_failure(spec, FailureRecord(error=outcome.error or "the worker process died", spec=spec,
+                                                at=time.time()))

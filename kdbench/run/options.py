@@ -23,6 +23,7 @@ class RunOptions:
     eval_batch_size: int = 1024
     extra_plugin_files: tuple[str, ...] = ()
     executor: str = "serial"  # recorded in every record's provenance
+    threads: int | None = None  # torch intra-op threads of a worker (None: torch's default)
 
     @property
     def home_path(self) -> Path:

@@ -1,4 +1,4 @@
-"""Progress display for training runs: a rich bar on a terminal, one line per run otherwise."""
+"""Progress display for training runs: a rich bar on a terminal, one line per epoch otherwise."""
 
 from __future__ import annotations
 
@@ -59,3 +59,4 @@ class RichReporter:
 
 def make_reporter(quiet: bool) -> Reporter:
     return SilentReporter() if quiet or not sys.stderr else RichReporter()
+

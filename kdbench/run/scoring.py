@@ -29,6 +29,11 @@ class Scorer:
         cached = self.cache.load(key)
         if cached is not None:
             return cached
+        with self.cache.lock(key):  # another process may be scoring: wait, then reuse its scores
+            cached = self.cache.load(key)
+            return cached if cached is not None else self._compute(teacher_spec, estimator, key)
+
+    def _compute(self, teacher_spec: TeacherSpec, estimator: ComponentRef, key: str) -> StoredScores:
         comp = self.components.registry.get("estimator", estimator.name)
         instance: DataValueEstimator = comp.factory(**estimator.params)
         teacher = self.teachers.get(teacher_spec)

@@ -62,7 +62,10 @@ class Teachers:
             return LoadedTeacher(model.eval(), record)
         stored = self.store.record(spec)
         if stored is None:
-            return self.train(spec, data)
+            with self.store.lock(spec):  # another process may be training it: wait, then reuse it
+                stored = self.store.record(spec)
+                if stored is None:
+                    return self.train(spec, data)
         model = self.components.model(spec.arch, data.num_classes)
         load_checkpoint(model, self.store.model_path(spec), spec.arch)
         return LoadedTeacher(model.to(device).eval(), stored)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import torch
 
 from kdbench.contracts import DistillationMethod, PairInfo
 from kdbench.errors import KdbenchError
@@ -30,15 +32,18 @@ from kdbench.train.engine import EngineConfig, TrainingDiverged, TrainOutcome, t
 
 @dataclass
 class RunOutcome:
-    """What became of one spec: finished now, skipped (done before), or failed."""
+    """What became of one job: finished now, skipped (done before), or failed. ``kind`` says which job: a
+    student ``run`` (with its record), a ``teacher`` trained or a training set ``scores``d (``detail``)."""
 
     key: str
     label: str
     pair: str
-    seed: int
+    seed: int | None
     status: str  # "finished" | "skipped" | "failed"
     record: RunRecord | None = None
     error: str | None = None
+    kind: str = "run"
+    detail: str = ""
 
     @classmethod
     def of(cls, spec: RunSpec, status: str, record: RunRecord | None = None, error: str | None = None) -> RunOutcome:
@@ -50,6 +55,8 @@ class Worker:
 
     def __init__(self, options: RunOptions, plugin_files: tuple[str, ...] = ()) -> None:
         self.options = options
+        if options.threads:
+            torch.set_num_threads(options.threads)
         self.components = Components(options, plugin_files)
         self.store = RunStore(options.runs_root)
         self.teachers = Teachers(self.components, TeacherStore(options.home_path), options.quiet)
@@ -58,6 +65,12 @@ class Worker:
     def run(self, spec: RunSpec) -> RunOutcome:
         if not self.options.force and (done := self.store.finished(spec)) is not None:
             return RunOutcome.of(spec, "skipped", done)
+        with self.store.lock(spec):  # another process may be training this run: wait, then reuse it
+            if not self.options.force and (done := self.store.finished(spec)) is not None:
+                return RunOutcome.of(spec, "skipped", done)
+            return self._train_and_store(spec)
+
+    def _train_and_store(self, spec: RunSpec) -> RunOutcome:
         try:
             record = self._train(spec)
         except KdbenchError:
@@ -126,10 +139,13 @@ class Worker:
 
 @dataclass(frozen=True)
 class WorkerFactory:
-    """Picklable recipe for a Worker: what an executor ships to each process."""
+    """Picklable recipe for a Worker: what an executor ships to each process. An executor may pin the
+    process to a device and give it a number of torch threads."""
 
     options: RunOptions
     plugin_files: tuple[str, ...] = ()
 
-    def __call__(self) -> Worker:
-        return Worker(self.options, self.plugin_files)
+    def __call__(self, device: str | None = None, threads: int | None = None, quiet: bool | None = None) -> Worker:
+        options = replace(self.options, device=device or self.options.device, threads=threads or self.options.threads,
+                          quiet=self.options.quiet if quiet is None else quiet)
+        return Worker(options, self.plugin_files)

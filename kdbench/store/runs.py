@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kdbench.plan.spec import RunSpec
 from kdbench.store.files import atomic_torch_save, atomic_write_json, read_json
+from kdbench.store.locks import file_lock
 from kdbench.store.records import FailureRecord, RunRecord, read_finished
 
 RECORD = "record.json"
@@ -123,6 +124,10 @@ class RunStore:
         path = self.run_dir(spec) / FAILURE
         atomic_write_json(path, failure.model_dump(mode="json"))
         return path
+
+    def lock(self, spec: RunSpec):
+        """Held while a process trains this run (any suite): the same key is never trained twice at once."""
+        return file_lock(self.root / "locks" / spec.key)
 
     def resume_file(self, spec: RunSpec) -> ResumeFile:
         return ResumeFile(self.run_dir(spec) / RESUME)

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from kdbench.plan.spec import ComponentRef, TeacherSpec, content_key
 from kdbench.store.files import atomic_torch_save
+from kdbench.store.locks import file_lock
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class ScoreCache:
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
+
+    def lock(self, key: str):
+        """Held while a process computes these scores."""
+        return file_lock(self.path(key))
 
     def load(self, key: str) -> StoredScores | None:
         path = self.path(key)

@@ -18,6 +18,7 @@ from kdbench.errors import KdbenchError
 from kdbench.plan.spec import TeacherSpec
 from kdbench.store.files import atomic_torch_save, atomic_write_json
 from kdbench.store.home import kdbench_home
+from kdbench.store.locks import file_lock
 from kdbench.store.records import TeacherRecord, read_finished
 
 MODEL_FILE = "model.pt"
@@ -82,6 +83,10 @@ class TeacherStore:
 
     def directory(self, spec: TeacherSpec) -> Path:
         return self.root / spec.key
+
+    def lock(self, spec: TeacherSpec):
+        """Held while a process trains this teacher."""
+        return file_lock(self.root / spec.key)
 
     def model_path(self, spec: TeacherSpec) -> Path:
         return self.directory(spec) / MODEL_FILE

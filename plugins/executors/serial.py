@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from kdbench.contracts.hookspecs import hookimpl
+from kdbench.contracts import Job, hookimpl
 
 
 class SerialExecutor:
-    """Runs specs one after another in the calling process, sharing one worker (and its caches)."""
+    """Runs jobs one after another in the calling process, sharing one worker (and its caches)."""
 
-    def run(self, specs: Sequence[Any], make_worker: Callable[[], Any]) -> Iterator[Any]:
-        if not specs:
+    def run(self, jobs: Sequence[Job], make_worker: Callable[..., Any]) -> Iterator[Any]:
+        if not jobs:
             return
         worker = make_worker()
-        for spec in specs:
-            yield worker.run(spec)
+        for job in jobs:
+            yield job.execute(worker)
 
 
 @hookimpl
