@@ -195,3 +195,20 @@ def test_executor_parameters_are_checked_like_any_component(tmp_path, capsys):
     assert main(["run", str(suite), "--runs", str(tmp_path / "runs")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "exec.yaml:" in line and "executor 'pool': parameter 'devices'" in line
+
+
+@pytest.mark.cluster
+def test_a_preempted_submitit_job_is_requeued_with_the_same_job():
+    """submitit calls ``checkpoint`` when SLURM preempts a job or its time runs out: the job resubmits itself
+    unchanged, and its run resumes from the epoch checkpoint in the run store (tested in test_engine)."""
+    import submitit
+
+    from kdbench.run import RunJob
+    from kdbench_plugins.executors.slurm import _task_class
+    from tests.records import make_spec
+
+    job = RunJob(make_spec("kd", "kd", "resnet20", "resnet8", 0))
+    task = _task_class(submitit)(dict, job)
+    again = task.checkpoint()
+    assert isinstance(again, submitit.helpers.DelayedSubmission) and again.function is task
+    assert task.job == job  # the state it carries into the requeued job is the plain job itself
