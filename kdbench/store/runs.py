@@ -84,17 +84,15 @@ class RunStore:
     def record_path(self, spec: RunSpec) -> Path:
         return self.run_dir(spec) / RECORD
 
-    def locate(self, spec: RunSpec) -> Path | None:
-        """The record of this run: filed under its own suite first, else under any other suite."""
+    def locate(self, spec: RunSpec) -> tuple[Path, RunRecord] | None:
+        """The record of this run and where it is: filed under its own suite first, else under any other
+        suite. Each candidate file is read once."""
         own = self.record_path(spec)
-        if read_run_record(own) is not None:
-            return own
-        raw = self.root / "raw"
-        if not raw.is_dir():
-            return None
-        for candidate in sorted(raw.glob(f"*/{spec.key}/{RECORD}")):
-            if read_run_record(candidate) is not None:
-                return candidate
+        candidates = [own, *(p for p in sorted((self.root / "raw").glob(f"*/{spec.key}/{RECORD}")) if p != own)]
+        for path in candidates:
+            record = read_run_record(path)
+            if record is not None:
+                return path, record
         return None
 
     def is_done(self, spec: RunSpec) -> bool:
@@ -103,11 +101,10 @@ class RunStore:
 
     def finished(self, spec: RunSpec) -> RunRecord | None:
         """The run's record filed under this suite, adopting one finished under another suite."""
-        path = self.locate(spec)
-        if path is None:
+        found = self.locate(spec)
+        if found is None:
             return None
-        record = read_run_record(path)
-        assert record is not None
+        path, record = found
         if path != self.record_path(spec):
             record = record.under(spec)
             self.write_record(spec, record)

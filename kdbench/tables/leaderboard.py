@@ -23,9 +23,8 @@ from kdbench.plan.spec import canonical_json, content_key
 from kdbench.store import RunRecord
 from kdbench.tables.cells import SIGNIFICANT_NOTE, delta, format_cell, format_delta, markdown, mean_std, welch_p
 from kdbench.tables.frame import record_row
+from kdbench.tables.paper_common import KD
 from kdbench.tables.reference import SIGNATURE, load_reference, run_signatures
-
-KD = "kd"
 
 #: The columns of ``<dataset>.csv``, documented in the README.
 ROW_COLUMNS = [
