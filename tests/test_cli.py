@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from kdbench.cli import main
+from kdbench.store import SCHEMA_VERSION
 from tests.test_registry import install_throwaway_package, write_plugin_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ def test_quickstart_through_the_cli(tmp_path):
         assert r["status"] == "finished" and len(r["metrics"]) == 1
         assert r["spec"]["recipe"]["epochs"] == 1 and r["environment"]["torch"]
         assert 0 <= r["best_top1"] <= 100 and r["wall_time_s"] > 0
-        assert "git_revision" in r and r["schema_version"] == 2
+        assert "git_revision" in r and r["schema_version"] == SCHEMA_VERSION
         env = r["environment"]
         assert env["executor"] == "serial" and env["host"] and env["device_name"] and env["device"] == "cpu"
     kd = next(r for r in recs.values() if r["label"] == "kd")

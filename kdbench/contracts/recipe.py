@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+TeacherCacheMode = Literal["auto", "on", "off"]
+TeacherCacheDtype = Literal["float32", "float16"]
 
 
 def lr_at_epoch(base_lr: float, epoch: int, milestones: tuple[int, ...] | list[int], decay: float) -> float:
@@ -19,7 +22,14 @@ def lr_at_epoch(base_lr: float, epoch: int, milestones: tuple[int, ...] | list[i
 
 @dataclass(frozen=True)
 class TrainingRecipe:
-    """SGD with momentum and a step schedule, resolved for one student."""
+    """SGD with momentum and a step schedule, resolved for one student.
+
+    The last three fields say how to execute, not what to compute, and stay out of the run key: the
+    teacher-output cache in float32 serves the live teacher's logits exactly (docs/methods.md §11), and
+    ``torch.compile`` computes the same function. A float16 cache does change the numbers, so
+    ``teacher_cache_dtype`` enters the key when it is ``float16`` (and only then, so that every key made
+    before the cache existed still holds).
+    """
 
     epochs: int
     batch_size: int
@@ -31,12 +41,16 @@ class TrainingRecipe:
     nesterov: bool
     augment: bool
     drop_last: bool
+    teacher_cache: TeacherCacheMode = "auto"
+    teacher_cache_dtype: TeacherCacheDtype = "float32"
+    compile: bool = False
 
     def lr_at(self, epoch: int) -> float:
         return lr_at_epoch(self.lr, epoch, self.milestones, self.lr_decay)
 
     def identity(self) -> dict[str, Any]:
         """The plain form that enters run keys and records (milestones as a list)."""
+        lossy_cache = {"teacher_cache_dtype": self.teacher_cache_dtype} if self.teacher_cache_dtype != "float32" else {}
         return {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -48,6 +62,7 @@ class TrainingRecipe:
             "nesterov": self.nesterov,
             "augment": self.augment,
             "drop_last": self.drop_last,
+            **lossy_cache,
         }
 
     @classmethod

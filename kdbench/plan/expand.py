@@ -7,7 +7,7 @@ of docs/methods.md §7 (which methods Data Selection and Label Revision combine 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +118,34 @@ def expand(suite: Suite, registry: Registry) -> Plan:
                     order=(i, j),
                 )
                 runs.setdefault(spec.key, spec)
-    return Plan(suite=suite, teachers=list(teachers.values()), runs=list(runs.values()))
+    return Plan(suite=suite, teachers=list(teachers.values()), runs=_with_teacher_passes(list(runs.values()), registry))
+
+
+def _with_teacher_passes(runs: list[RunSpec], registry: Registry) -> list[RunSpec]:
+    """Tell every run that reads only its teacher's logits how many epochs of the plan would run that
+    teacher live on the same (augmented) training set: what the teacher-output cache would save."""
+
+    def logits_only(spec: RunSpec) -> bool:
+        factory = registry.get("method", spec.method.name).factory
+        return spec.teacher is not None and not getattr(factory, "needs_features", False)
+
+    passes: dict[tuple[str, bool], int] = {}
+    for spec in runs:
+        if logits_only(spec):
+            share = (spec.teacher.key, spec.recipe.augment)
+            passes[share] = passes.get(share, 0) + spec.recipe.epochs
+    return [
+        replace(spec, teacher_passes=passes[(spec.teacher.key, spec.recipe.augment)]) if logits_only(spec) else spec
+        for spec in runs
+    ]
 
 
 def _teacher_recipe(suite: Suite) -> Recipe:
     cfg = suite.config
     try:
-        return Recipe.model_validate({**cfg.recipe.model_dump(), **cfg.teacher_recipe})
+        # A teacher trains from labels alone: no teacher outputs to cache, so its key carries no cache dtype.
+        fields = {**cfg.recipe.model_dump(), **cfg.teacher_recipe, "teacher_cache_dtype": "float32"}
+        return Recipe.model_validate(fields)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])

@@ -7,13 +7,16 @@ for one student and gives the :class:`~kdbench.contracts.recipe.TrainingRecipe` 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any
 
-from kdbench.contracts.recipe import TrainingRecipe
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kdbench.contracts.recipe import TeacherCacheDtype, TeacherCacheMode, TrainingRecipe
 
 
 class Recipe(BaseModel):
-    """SGD recipe with the CIFAR-100 defaults; every field changes the numbers, so every field is keyed."""
+    """SGD recipe with the CIFAR-100 defaults. Every field changes the numbers and is keyed, except the
+    execution settings at the end (see :class:`~kdbench.contracts.recipe.TrainingRecipe`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,6 +33,16 @@ class Recipe(BaseModel):
     nesterov: bool = False
     augment: bool = True
     drop_last: bool = False
+    # The exact teacher-output cache (docs/methods.md §11): auto uses it when it saves teacher forwards.
+    teacher_cache: TeacherCacheMode = "auto"
+    teacher_cache_dtype: TeacherCacheDtype = "float32"
+    compile: bool = False  # torch.compile of the student and the loss, CUDA only
+
+    @field_validator("teacher_cache", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``on``/``off`` as a boolean."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _milestones_sorted(self) -> Recipe:
@@ -53,4 +66,7 @@ class Recipe(BaseModel):
             nesterov=self.nesterov,
             augment=self.augment,
             drop_last=self.drop_last,
+            teacher_cache=self.teacher_cache,
+            teacher_cache_dtype=self.teacher_cache_dtype,
+            compile=self.compile,
         )

@@ -161,6 +161,10 @@ class RunSpec:
     revision: RevisionSpec | None = None
     plugin_files: tuple[str, ...] = ()
     order: tuple[int, int] = (0, 0)  # (pair, method entry) position in the suite: table order, not key
+    # How many epochs, summed over the plan's runs, would run this run's teacher live over this training set:
+    # the teacher-output cache's ``auto`` builds a table when that exceeds the views it costs. A hint for
+    # execution, neither keyed nor stored (0: unknown, the run's own epochs count).
+    teacher_passes: int = field(default=0, compare=False)
 
     @property
     def key(self) -> str:

@@ -20,7 +20,8 @@ class RunOptions:
     force: bool = False
     quiet: bool = False
     checkpoint_every: int = 10
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 1024  # also the batch of a teacher-output cache build
+    mixed_precision: bool = True  # bf16 autocast on CUDA (no effect on CPU)
     extra_plugin_files: tuple[str, ...] = ()
     executor: str = "serial"  # recorded in every record's provenance
     threads: int | None = None  # torch intra-op threads of a worker (None: torch's default)

@@ -24,8 +24,17 @@ from kdbench.run.options import RunOptions
 from kdbench.run.progress import make_reporter
 from kdbench.run.scoring import Scorer
 from kdbench.run.supervision import build_supervision
+from kdbench.run.teacher_outputs import ServedLogits, TeacherOutputs
 from kdbench.run.teachers import LoadedTeacher, Teachers, epoch_records
-from kdbench.store import FailureRecord, RunRecord, RunStore, ScoreCache, SelectionRecord, TeacherStore
+from kdbench.store import (
+    FailureRecord,
+    RunRecord,
+    RunStore,
+    ScoreCache,
+    SelectionRecord,
+    TeacherOutputStore,
+    TeacherStore,
+)
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, TrainingDiverged, TrainOutcome, train
 
@@ -61,6 +70,7 @@ class Worker:
         self.store = RunStore(options.runs_root)
         self.teachers = Teachers(self.components, TeacherStore(options.home_path), options.quiet)
         self.scorer = Scorer(self.components, self.teachers, ScoreCache(options.home_path))
+        self.teacher_outputs = TeacherOutputs(self.components, TeacherOutputStore(options.home_path), options.quiet)
 
     def run(self, spec: RunSpec) -> RunOutcome:
         if not self.options.force and (done := self.store.finished(spec)) is not None:
@@ -99,17 +109,19 @@ class Worker:
         method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
                                           spec.recipe))
         supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
+        served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
+                              mixed_precision=self.options.mixed_precision,
                               checkpoint_every=self.options.checkpoint_every,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
         outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
-                        supervision=supervision, checkpointer=self.store.resume_file(spec),
-                        reporter=make_reporter(self.options.quiet))
-        return self._record(spec, outcome, teacher, selection)
+                        teacher_logits=served.source, supervision=supervision,
+                        checkpointer=self.store.resume_file(spec), reporter=make_reporter(self.options.quiet))
+        return self._record(spec, outcome, teacher, selection, served)
 
     def _record(self, spec: RunSpec, outcome: TrainOutcome, teacher: LoadedTeacher | None,
-                selection: SelectionRecord | None) -> RunRecord:
+                selection: SelectionRecord | None, served: ServedLogits) -> RunRecord:
         best = outcome.best
         return RunRecord(
             key=spec.key,
@@ -134,6 +146,8 @@ class Worker:
             environment=environment(self.components.device, self.options.executor),
             git_revision=git_revision(),
             finished_at=time.time(),
+            teacher_cache=served.record,
+            compiled=spec.recipe.compile,
         )
 
 

@@ -11,11 +11,13 @@ from kdbench.store.records import (
     Replacement,
     RunRecord,
     SelectionRecord,
+    TeacherCacheRecord,
     TeacherCheckpoint,
     TeacherRecord,
 )
 from kdbench.store.runs import ResumeFile, RunStore, SuiteInfo, iter_records, read_run_record, read_suite_info
 from kdbench.store.scores import ScoreCache, StoredScores, scores_key
+from kdbench.store.teacher_outputs import TableWriter, TeacherOutputsMeta, TeacherOutputStore
 from kdbench.store.teachers import TeacherStore, load_checkpoint
 
 __all__ = [
@@ -32,7 +34,11 @@ __all__ = [
     "SelectionRecord",
     "StoredScores",
     "SuiteInfo",
+    "TableWriter",
+    "TeacherCacheRecord",
     "TeacherCheckpoint",
+    "TeacherOutputStore",
+    "TeacherOutputsMeta",
     "TeacherRecord",
     "TeacherStore",
     "check_results_folder",

@@ -6,7 +6,8 @@ somewhere else. A record file that is corrupt or invalid is skipped with a one-l
 tabled and never published.
 
 Schema versions: 1, the records before versions were written; 2 adds where a run ran (host, device
-name, executor) and the note of a published record it replaced. A version-1 record reads as is.
+name, executor) and the note of a published record it replaced; 3 adds whether the run read its teacher's
+logits from the teacher-output cache, and whether it ran compiled. Older records read as they are.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec, TeacherSpec
 from kdbench.store.files import read_json
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _spec_field(cls: type) -> Any:
@@ -138,6 +139,20 @@ class Replacement(_Record):
                    best_top1=record.best_top1, last_top1=record.last_top1, host=record.environment.host)
 
 
+class TeacherCacheRecord(_Record):
+    """Where a run's teacher logits came from (since schema 3): the exact teacher-output cache or the live
+    teacher, and why (docs/methods.md §11)."""
+
+    used: bool
+    reason: str  # e.g. "auto: 240 epochs × 1 run > 162 views", "off", "out of device memory"
+    key: str | None = None  # the table's content key
+    dtype: str | None = None
+    views: int | None = None
+    built_seconds: float | None = None  # when this run built the table
+    max_abs_error: float | None = None  # float16 tables: the largest |fp16 − fp32| logit over the table
+    max_rel_error: float | None = None  # ... relative to the largest |logit|
+
+
 class RunRecord(_Record):
     """A finished run: its resolved spec, per-epoch metrics, results, cost and provenance."""
 
@@ -166,12 +181,17 @@ class RunRecord(_Record):
     git_revision: str | None
     finished_at: float
     replaced: list[Replacement] = Field(default_factory=list)
+    teacher_cache: TeacherCacheRecord | None = None  # None: no teacher logits (or a record before schema 3)
+    compiled: bool = False  # the student and loss ran through torch.compile
 
     @model_serializer(mode="wrap")
     def _without_empty_replacements(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
         if not data.get("replaced"):
             data.pop("replaced", None)  # most records never replaced anything
+        for optional in ("teacher_cache", "compiled"):
+            if not data.get(optional):
+                data.pop(optional, None)
         return data
 
     def under(self, spec: RunSpec) -> RunRecord:

@@ -118,6 +118,13 @@ class PadCropFlip:
         return batched_crop(padded, params.dy, params.dx, h, w, params.flip if self.flip else None)
 
 
+def training_augmentation(augment: bool) -> PadCropFlip | None:
+    """What every training run draws when its recipe augments: CIFAR's pad-4 random crop and flip.
+
+    One definition for the engine and for the teacher-output cache, whose view grid must be this one."""
+    return PadCropFlip(padding=4, flip=True) if augment else None
+
+
 @dataclass(frozen=True)
 class Batch:
     """One training/evaluation batch, ready for a model."""

@@ -1,10 +1,14 @@
 """The one training loop every method runs in.
 
 The engine owns everything that is not a method's own formula: the SGD recipe and schedule,
-on-device batching and augmentation, the frozen teacher's forward pass, mixed precision, how per-sample
+on-device batching and augmentation, the frozen teacher's outputs (its live forward pass, or the exact
+teacher-output cache of ``kdbench.train.teacher_outputs``), mixed precision, how per-sample
 terms combine with Data Selection and Label Revision (``Supervision``), per-epoch evaluation and NaN
 detection. It writes no file: resume state goes through a :class:`Checkpointer` the caller gives, and
 anything else the caller wants to keep (a teacher's checkpoints) goes through ``on_epoch_end``.
+
+The hot loop makes no host sync: epoch sums and the NaN flag stay on the device until the epoch ends,
+so a CUDA step queues its kernels and moves on (the profile is in ``benchmarks/profile_step.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from kdbench.contracts import DistillationMethod, ImageDataset, StepInputs, TrainingRecipe
-from kdbench.train.batches import Batch, PadCropFlip, iterate_batches
+from kdbench.train.batches import Batch, iterate_batches, training_augmentation
 from kdbench.train.evaluate import autocast, evaluate
 from kdbench.train.supervision import Supervision
+from kdbench.train.teacher_outputs import LiveTeacher, TeacherLogits
 
 
 class TrainingDiverged(RuntimeError):
@@ -123,6 +128,7 @@ def train(
     config: EngineConfig,
     *,
     teacher: nn.Module | None = None,
+    teacher_logits: TeacherLogits | None = None,
     supervision: Supervision | None = None,
     checkpointer: Checkpointer | None = None,
     reporter: Reporter | None = None,
@@ -130,6 +136,8 @@ def train(
 ) -> TrainOutcome:
     """Train ``student`` with ``method`` (already ``setup``) on ``data`` (already on the device).
 
+    ``teacher_logits`` serves the teacher's logits to a method that reads nothing else (the teacher-output
+    cache); by default, and always for methods that need the teacher's features, the teacher runs live.
     ``supervision`` carries Data Selection's D_t mask and Label Revision. With a ``checkpointer`` the run
     resumes from its last saved epoch and saves every ``config.checkpoint_every`` epochs.
     ``on_epoch_end(epoch, student)`` lets the caller keep checkpoints of its own or stop the run.
@@ -140,13 +148,14 @@ def train(
     supervision = (supervision or Supervision()).to(config.device)
     optimizer = _optimizer(student, method, recipe)
     outcome, first_epoch = _restore(checkpointer, config.device, student, method, optimizer)
+    nets = _Networks.of(student, teacher, teacher_logits, method, recipe.compile)
 
     drop_last = recipe.drop_last or method.full_batches_only
     steps = data.num_train // recipe.batch_size if drop_last else math.ceil(data.num_train / recipe.batch_size)
     reporter.start(config.label, recipe.epochs, steps, first_epoch)
     for epoch in range(first_epoch, recipe.epochs + 1):
         start = time.perf_counter()
-        metrics = _train_epoch(student, method, teacher, data, supervision, optimizer, config, epoch, reporter)
+        metrics = _train_epoch(nets, method, data, supervision, optimizer, config, epoch, reporter)
         metrics.test_top1 = evaluate(student, data.test_images, data.test_labels, data.mean, data.std,
                                      config.eval_batch_size, config.mixed_precision)
         if data.val_images.shape[0]:
@@ -210,17 +219,41 @@ def _restore(checkpointer: Checkpointer | None, device: str, student: nn.Module,
     return TrainOutcome(epochs, state["wall_time_s"], state["train_images_per_s"]), state["epoch"] + 1
 
 
-def _forward(student: nn.Module, teacher: nn.Module | None, method: DistillationMethod, batch: Batch,
-             epoch: int) -> StepInputs:
+@dataclass(frozen=True)
+class _Networks:
+    """What a step calls: the student (compiled or not), the teacher's logits and, for feature methods,
+    the live teacher, plus the method's loss (compiled or not)."""
+
+    student: Callable[..., Any]
+    teacher: nn.Module | None
+    teacher_logits: TeacherLogits | None
+    loss_terms: Callable[[StepInputs], Any]
+
+    @classmethod
+    def of(cls, student: nn.Module, teacher: nn.Module | None, teacher_logits: TeacherLogits | None,
+           method: DistillationMethod, compile: bool) -> _Networks:
+        if not method.uses_teacher:
+            teacher, teacher_logits = None, None
+        elif teacher_logits is None and teacher is not None:
+            teacher_logits = LiveTeacher(teacher)
+        if method.needs_features and teacher_logits is not None and teacher is None:
+            raise ValueError(f"{type(method).__name__} needs the teacher's features: give the live teacher")
+        if compile:  # same function, fused kernels: an execution choice, not part of the run key
+            return cls(torch.compile(student), teacher, teacher_logits, torch.compile(method.loss_terms))
+        return cls(student, teacher, teacher_logits, method.loss_terms)
+
+
+def _forward(nets: _Networks, method: DistillationMethod, batch: Batch, epoch: int) -> StepInputs:
     """Both networks on one batch: features only for methods that need them, the teacher without grad."""
     needs_feats = method.needs_features
-    out = student(batch.images, features=True) if needs_feats else student(batch.images)
+    out = nets.student(batch.images, features=True) if needs_feats else nets.student(batch.images)
     s_feats, s_logits = out if needs_feats else (None, out)
     t_feats = t_logits = None
-    if teacher is not None and method.uses_teacher:
+    if needs_feats and nets.teacher is not None:
         with torch.no_grad():
-            t_out = teacher(batch.images, features=True) if needs_feats else teacher(batch.images)
-            t_feats, t_logits = t_out if needs_feats else (None, t_out)
+            t_feats, t_logits = nets.teacher(batch.images, features=True)
+    elif nets.teacher_logits is not None:
+        t_logits = nets.teacher_logits(batch)
     return StepInputs(
         student_logits=s_logits, targets=batch.labels, epoch=epoch,
         indices=batch.indices if method.needs_indices else None,
@@ -229,9 +262,8 @@ def _forward(student: nn.Module, teacher: nn.Module | None, method: Distillation
 
 
 def _train_epoch(
-    student: nn.Module,
+    nets: _Networks,
     method: DistillationMethod,
-    teacher: nn.Module | None,
     data: ImageDataset,
     supervision: Supervision,
     optimizer: torch.optim.Optimizer,
@@ -245,27 +277,28 @@ def _train_epoch(
     for group in optimizer.param_groups:
         group["lr"] = lr
     method.on_epoch_start(epoch, recipe.epochs)
+    student = nets.student
     student.train()
     method.train()
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    # Epoch metrics accumulate on the device: the only per-step host sync is the NaN check.
+    # Epoch metrics and the NaN flag accumulate on the device: no host sync until the epoch ends.
     sums: dict[str, Tensor] = {}
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
+    finite = torch.ones((), dtype=torch.bool, device=device)
     seen = 0
     start = time.perf_counter()
     for batch in iterate_batches(
         data.train_images, data.train_labels, batch_size=recipe.batch_size, mean=data.mean, std=data.std,
-        shuffle=True, generator=generator, augment=PadCropFlip(padding=4, flip=True) if recipe.augment else None,
+        shuffle=True, generator=generator, augment=training_augmentation(recipe.augment),
         drop_last=recipe.drop_last or method.full_batches_only, channels_last=_uses_channels_last(config),
     ):
         with autocast(device, config.mixed_precision):
-            step = _forward(student, teacher, method, batch, epoch)
-            terms = method.loss_terms(step)
+            step = _forward(nets, method, batch, epoch)
+            terms = nets.loss_terms(step)
             loss, logged = supervision.batch_loss(terms, step.student_logits, step.teacher_logits, batch.labels,
                                                   batch.indices)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}")
+        finite &= torch.isfinite(loss.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -276,6 +309,8 @@ def _train_epoch(
         for name, value in logged.items():
             sums[name] = sums.get(name, 0.0) + value.detach().float().mean() * n
         reporter.step()
+    if not bool(finite):  # one sync per epoch; the epoch's later steps computed on garbage and are discarded
+        raise TrainingDiverged(f"loss became non-finite in epoch {epoch}")
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

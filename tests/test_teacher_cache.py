@@ -1,0 +1,343 @@
+"""The exact teacher-output cache: the view grid, exactness against the live teacher, keys, files that must
+not be served, auto/on/off, float16 error, the device-memory fallback, and a suite through the CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kdbench.cli import main
+from kdbench.contracts import PairInfo
+from kdbench.errors import KdbenchWarning
+from kdbench.plan import Recipe
+from kdbench.plan.spec import ComponentRef, RunSpec, TeacherSpec, content_key
+from kdbench.run.components import Components
+from kdbench.run.options import RunOptions
+from kdbench.run.teacher_outputs import TeacherOutputs
+from kdbench.store import TeacherOutputStore
+from kdbench.train.batches import AugmentParams, iterate_batches, training_augmentation
+from kdbench.train.context import build_method_context
+from kdbench.train.engine import EngineConfig, train
+from kdbench.train.teacher_outputs import CachedTeacherLogits, LiveTeacher, ViewGrid, build_teacher_logits
+from kdbench_plugins.datasets.synthetic import make_synthetic
+from kdbench_plugins.methods.fitnet import FitNet
+from kdbench_plugins.methods.kd import HintonKD
+from tests.zoo import CIFAR_MODELS
+
+SYNTHETIC = {"num_train": 40, "num_test": 24, "num_classes": 4, "image_size": 8}
+GRID = ViewGrid.of(training_augmentation(True))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(**SYNTHETIC)
+
+
+def teacher_net(seed: int = 123):
+    torch.manual_seed(seed)
+    return CIFAR_MODELS["resnet8"](num_classes=4).eval()
+
+
+def table_of(teacher, data, grid=GRID, batch_size=1024):
+    table = torch.full((grid.count, data.num_train, data.num_classes), float("nan"))
+    rows = table.view(-1, data.num_classes)
+    build_teacher_logits(teacher, data, grid, lambda first, x: rows[first:first + x.shape[0]].copy_(x),
+                         batch_size=batch_size, mixed_precision=True)
+    assert not table.isnan().any()
+    return table
+
+
+# -- the view grid ------------------------------------------------------------------------------------------
+
+def test_view_grid_counts_and_numbers_views_by_hand():
+    assert GRID.count == 9 * 9 * 2 == 162
+    assert ViewGrid.of(None).count == 1
+    params = AugmentParams(dx=torch.tensor([0, 0, 8, 3]), dy=torch.tensor([0, 0, 8, 1]),
+                           flip=torch.tensor([False, True, True, False]))
+    # v = (dy · 9 + dx) · 2 + flip
+    assert GRID.view_index(params).tolist() == [0, 1, 161, (1 * 9 + 3) * 2]
+    assert ViewGrid.of(None).view_index(params) is None
+
+
+def test_every_view_maps_back_to_its_parameters():
+    views = torch.arange(GRID.count)
+    assert GRID.view_index(GRID.params(views)).tolist() == views.tolist()
+    last = GRID.params(torch.tensor([161]))  # (8 · 9 + 8) · 2 + 1
+    assert (last.dy.tolist(), last.dx.tolist(), last.flip.tolist()) == ([8], [8], [True])
+
+
+# -- exactness ----------------------------------------------------------------------------------------------
+
+def test_served_logits_equal_the_live_teachers_on_the_same_views(data):
+    teacher = teacher_net()
+    cached, live = CachedTeacherLogits(table_of(teacher, data, batch_size=7), GRID), LiveTeacher(teacher)
+    batches = iterate_batches(data.train_images, data.train_labels, batch_size=16, mean=data.mean, std=data.std,
+                              shuffle=True, generator=torch.Generator().manual_seed(3),
+                              augment=training_augmentation(True))
+    for batch in batches:
+        expected, served = live(batch), cached(batch)
+        scale = expected.abs().max()
+        assert float((served - expected).abs().max()) <= 1e-6 * float(scale)
+
+
+def test_unaugmented_runs_have_one_view(data):
+    teacher, grid = teacher_net(), ViewGrid.of(None)
+    cached = CachedTeacherLogits(table_of(teacher, data, grid), grid)
+    batch = next(iterate_batches(data.train_images, data.train_labels, batch_size=40, mean=data.mean, std=data.std,
+                                 shuffle=False))
+    torch.testing.assert_close(cached(batch), LiveTeacher(teacher)(batch), rtol=1e-6, atol=1e-6)
+
+
+def kd_outcome(data, teacher, teacher_logits=None, revision=False):
+    torch.manual_seed(0)
+    student, method = CIFAR_MODELS["resnet8"](num_classes=4), HintonKD()
+    recipe = Recipe(epochs=3, batch_size=16, lr=0.05, milestones=(2,)).resolved("resnet8")
+    method.setup(build_method_context(method, student, teacher, data, PairInfo("resnet8", "resnet8"), recipe))
+    return train(student, method, data, EngineConfig(recipe=recipe, seed=0), teacher=teacher,
+                 teacher_logits=teacher_logits)
+
+
+def test_a_kd_run_with_the_cache_has_the_live_runs_epochs(data):
+    teacher = teacher_net()
+    live = kd_outcome(data, teacher)
+    cached = kd_outcome(data, teacher, CachedTeacherLogits(table_of(teacher, data), GRID))
+    for a, b in zip(live.epochs, cached.epochs, strict=True):
+        assert a.test_top1 == b.test_top1 and a.train_top1 == b.train_top1
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-6)
+        assert a.losses == pytest.approx(b.losses, rel=1e-6)
+
+
+def test_a_feature_method_never_reads_the_cache(data):
+    poisoned = CachedTeacherLogits(torch.full((GRID.count, data.num_train, 4), float("nan")), GRID)
+    teacher = teacher_net()
+    torch.manual_seed(0)
+    student, method = CIFAR_MODELS["resnet8"](num_classes=4), FitNet()
+    recipe = Recipe(epochs=1, batch_size=16, milestones=()).resolved("resnet8")
+    method.setup(build_method_context(method, student, teacher, data, PairInfo("resnet8", "resnet8"), recipe))
+    outcome = train(student, method, data, EngineConfig(recipe=recipe, seed=0), teacher=teacher,
+                    teacher_logits=poisoned)
+    assert np.isfinite(outcome.epochs[0].train_loss)
+
+
+def test_compile_wraps_the_student_and_the_loss(data, monkeypatch):
+    compiled = []
+
+    def fake_compile(fn, **kwargs):
+        compiled.append(fn)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    torch.manual_seed(0)
+    student, method = CIFAR_MODELS["resnet8"](num_classes=4), HintonKD()
+    recipe = Recipe(epochs=1, batch_size=16, milestones=(), compile=True).resolved("resnet8")
+    method.setup(build_method_context(method, student, None, data, PairInfo("resnet8", "resnet8"), recipe))
+    train(student, method, data, EngineConfig(recipe=recipe, seed=0), teacher=teacher_net())
+    assert compiled[0] is student and compiled[1] == method.loss_terms
+
+
+# -- keys ---------------------------------------------------------------------------------------------------
+
+def run_spec(dataset=SYNTHETIC, teacher_seed=0, **recipe) -> RunSpec:
+    ref = ComponentRef("synthetic", dict(dataset), "1")
+    resolved = Recipe(epochs=1, batch_size=16, milestones=(), **recipe).resolved("resnet8")
+    teacher = TeacherSpec("resnet8", "1", ref, resolved, teacher_seed)
+    return RunSpec("s", "kd", ComponentRef("kd", {"T": 4.0}), "resnet8", "1", ref, resolved, 0, teacher=teacher)
+
+
+@pytest.fixture
+def outputs(isolated_home):
+    components = Components(RunOptions(home=str(isolated_home), device="cpu", quiet=True))
+    return TeacherOutputs(components, TeacherOutputStore(isolated_home), quiet=True)
+
+
+def test_the_cache_key_follows_teacher_dataset_augmentation_and_precision(outputs, data):
+    def key(spec=None, teacher=None, grid=GRID, dtype="float32", dataset=data):
+        spec = spec or run_spec()
+        return content_key(outputs.identity(spec, teacher or teacher_net(), dataset, grid, dtype))
+
+    base = key()
+    assert key() == base  # stable
+    assert key(teacher=teacher_net(seed=7)) != base  # other weights
+    assert key(spec=run_spec(teacher_seed=1)) != base  # another teacher spec
+    other = {**SYNTHETIC, "seed": 5}
+    assert key(spec=run_spec(dataset=other), dataset=make_synthetic(**other)) != base  # other data
+    assert key(grid=ViewGrid.of(None)) != base  # another augmentation
+    assert key(dtype="float16") != base  # another precision
+
+
+def test_the_cache_settings_stay_out_of_the_run_key_except_a_lossy_dtype():
+    base = run_spec().key
+    assert run_spec(teacher_cache="off").key == base and run_spec(compile=True).key == base
+    assert run_spec(teacher_cache_dtype="float16").key != base
+    assert run_spec().teacher.key == run_spec(teacher_cache="on").teacher.key
+
+
+def test_yaml_on_and_off_are_modes_not_booleans():
+    assert Recipe.model_validate({"teacher_cache": True}).teacher_cache == "on"
+    assert Recipe.model_validate({"teacher_cache": False}).teacher_cache == "off"
+    with pytest.raises(ValueError):
+        Recipe.model_validate({"teacher_cache": "maybe"})
+
+
+# -- the store: what must never be served -------------------------------------------------------------------
+
+def test_missing_truncated_foreign_or_undescribed_tables_are_not_served(isolated_home):
+    store, identity, shape = TeacherOutputStore(isolated_home), {"teacher": "a"}, (2, 3, 4)
+    assert store.check("k", identity, shape, "float32") == "missing"
+    writer = store.writer("k", shape, "float32")
+    writer.write(0, torch.arange(12.0).view(3, 4))
+    writer.write(3, torch.arange(12.0).view(3, 4) + 1)
+    meta = writer.commit(identity)
+    assert store.check("k", identity, shape, "float32") == meta
+    assert store.open(meta)[1, 2].tolist() == [9.0, 10.0, 11.0, 12.0]
+    assert "another teacher" in store.check("k", {"teacher": "b"}, shape, "float32")
+    assert "expected" in store.check("k", identity, (2, 3, 5), "float32")
+    bin_path, meta_path = store.paths("k")
+    with bin_path.open("r+b") as fh:
+        fh.truncate(10)
+    assert "truncated" in store.check("k", identity, shape, "float32")
+    meta_path.write_text("{not json")
+    assert "no valid description" in store.check("k", identity, shape, "float32")
+
+
+def test_a_float16_table_records_its_largest_error(isolated_home):
+    store = TeacherOutputStore(isolated_home)
+    values = torch.tensor([[1.0001, -2.7182818, 1000.3, 0.1]], dtype=torch.float32)
+    writer = store.writer("h", (1, 1, 4), "float16")
+    writer.write(0, values)
+    meta = writer.commit({})
+    as_half = values.numpy().astype(np.float16).astype(np.float32)
+    expected = float(np.abs(as_half - values.numpy()).max())  # 1000.3 → 1000.5 in float16
+    assert meta.max_abs_error == pytest.approx(expected) and expected == pytest.approx(0.2, abs=1e-3)
+    assert meta.max_rel_error == pytest.approx(expected / 1000.3)
+    assert store.open(meta).dtype == torch.float16
+
+
+# -- choosing and obtaining -----------------------------------------------------------------------------------
+
+def test_auto_builds_only_when_it_saves_teacher_forwards(outputs, data):
+    teacher, method = teacher_net(), HintonKD()
+    few = outputs.for_run(run_spec(), method, teacher, data)
+    assert few.source is None and not few.record.used and "1 teacher epochs" in few.record.reason
+    many = outputs.for_run(replace(run_spec(), teacher_passes=200), method, teacher, data)
+    assert many.record.used and many.record.built_seconds is not None
+    assert "200 teacher epochs > 162" in many.record.reason
+    again = outputs.for_run(run_spec(), method, teacher, data)  # now the table exists: a 1-epoch run uses it too
+    assert again.record.used and again.record.built_seconds is None and again.record.reason == "auto: table exists"
+    off = outputs.for_run(run_spec(teacher_cache="off"), method, teacher, data)
+    assert off.source is None and off.record.reason == "teacher_cache: off"
+    assert outputs.for_run(run_spec(teacher_cache="on"), FitNet(), teacher, data).record.used is False
+
+
+def test_a_corrupt_table_is_rebuilt_with_a_warning(outputs, data, isolated_home):
+    teacher, method = teacher_net(), HintonKD()
+    first = outputs.for_run(run_spec(teacher_cache="on"), method, teacher, data)
+    bin_path = isolated_home / "teacher_outputs" / f"{first.record.key}.bin"
+    size = bin_path.stat().st_size
+    with bin_path.open("r+b") as fh:
+        fh.truncate(size // 2)
+    fresh = TeacherOutputs(outputs.components, outputs.store, quiet=True)
+    with pytest.warns(KdbenchWarning, match="truncated"):
+        rebuilt = fresh.for_run(run_spec(teacher_cache="on"), method, teacher, data)
+    assert rebuilt.record.used and rebuilt.record.built_seconds is not None and bin_path.stat().st_size == size
+    batch = next(iterate_batches(data.train_images, data.train_labels, batch_size=8, mean=data.mean, std=data.std,
+                                 shuffle=True, generator=torch.Generator().manual_seed(0),
+                                 augment=training_augmentation(True)))
+    torch.testing.assert_close(rebuilt.source(batch), LiveTeacher(teacher)(batch), rtol=1e-6, atol=1e-6)
+
+
+def test_a_table_too_large_for_device_memory_falls_back_to_the_live_teacher(outputs, data, monkeypatch):
+    teacher, method = teacher_net(), HintonKD()
+    built = outputs.for_run(run_spec(teacher_cache="on"), method, teacher, data)
+    meta = outputs.store.check(built.record.key, outputs.identity(run_spec(), teacher, data, GRID, "float32"),
+                               (GRID.count, data.num_train, 4), "float32")
+    empty = torch.empty
+
+    def no_device_memory(*args, device=None, **kwargs):
+        if device is not None and str(device) != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return empty(*args, device=device, **kwargs)
+
+    monkeypatch.setattr(torch, "empty", no_device_memory)
+    outputs.components.device = "cuda:0"
+    outputs._loaded = None
+    with pytest.warns(KdbenchWarning, match="does not fit in cuda:0 memory"):
+        assert outputs._place(meta) is None
+    monkeypatch.setattr(TeacherOutputs, "_place", lambda self, meta: None)
+    outputs.components.device = "cpu"
+    fallback = outputs.for_run(run_spec(teacher_cache="on"), method, teacher, data)
+    assert fallback.source is None and not fallback.record.used and "device memory" in fallback.record.reason
+
+
+def test_the_plan_counts_the_teacher_epochs_a_table_would_save(write_suite, registry):
+    from kdbench.plan import expand, load_suite
+
+    suite = write_suite("""
+        name: passes
+        dataset: {name: synthetic, params: {num_train: 40, num_test: 24, num_classes: 4, image_size: 8}}
+        recipe: {epochs: 7, milestones: []}
+        seeds: [0, 1]
+        pairs: [{teacher: resnet8, student: resnet8}]
+        methods: [ce, kd, {name: kd, revision: paper}, fitnet]
+    """)
+    plan = expand(load_suite(suite), registry)
+    passes = {(s.label, s.seed): s.teacher_passes for s in plan.runs}
+    assert passes[("kd", 0)] == passes[("kd+LR", 1)] == 2 * 2 * 7  # two logit-only entries × two seeds × 7 epochs
+    assert passes[("ce", 0)] == 0 and passes[("fitnet", 0)] == 0
+
+
+# -- through the CLI ------------------------------------------------------------------------------------------
+
+CLI_SUITE = """
+    name: cache
+    dataset: {name: synthetic, params: {num_train: 40, num_test: 24, num_classes: 4, image_size: 8}}
+    recipe: {epochs: 2, batch_size: 16, lr: 0.05, milestones: [], teacher_cache: MODE}
+    teacher_recipe: {epochs: 1}
+    seeds: [0]
+    pairs: [{teacher: resnet8, student: resnet8}]
+    methods: [kd, {name: kd, revision: paper}, fitnet]
+"""
+
+
+def run_records(root: Path) -> dict[str, dict]:
+    return {r["label"]: r for r in (json.loads(p.read_text()) for p in root.glob("raw/cache/*/record.json"))}
+
+
+def test_a_suite_with_the_cache_gives_the_live_numbers_and_says_so(write_suite, tmp_path, isolated_home):
+    on = write_suite(CLI_SUITE.replace("MODE", "on"), "on.yaml")
+    assert main(["run", str(on), "--quiet", "--runs", str(tmp_path / "on")]) == 0
+    cached = run_records(tmp_path / "on")
+    assert cached["kd"]["teacher_cache"]["used"] and cached["kd+LR"]["teacher_cache"]["used"]
+    assert cached["fitnet"]["teacher_cache"] == {"used": False, "reason": "the method reads the teacher's features",
+                                                "key": None, "dtype": None, "views": None, "built_seconds": None,
+                                                "max_abs_error": None, "max_rel_error": None}
+    assert len(list((isolated_home / "teacher_outputs").glob("*.bin"))) == 1  # one table shared by kd and kd+LR
+    off = write_suite(CLI_SUITE.replace("MODE", "off"), "off.yaml")
+    assert main(["run", str(off), "--quiet", "--runs", str(tmp_path / "off")]) == 0
+    live = run_records(tmp_path / "off")
+    for label in ("kd", "kd+LR"):
+        assert live[label]["key"] == cached[label]["key"]  # the cache is not part of what a run is
+        assert live[label]["teacher_cache"]["reason"] == "teacher_cache: off"
+        for a, b in zip(live[label]["metrics"], cached[label]["metrics"], strict=True):
+            assert a["test_top1"] == b["test_top1"] and a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+
+
+def test_a_bad_cache_mode_is_one_line_and_exit_2(write_suite, tmp_path, capsys):
+    bad = write_suite(CLI_SUITE.replace("MODE", "maybe"))
+    assert main(["run", str(bad), "--quiet", "--runs", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "teacher_cache" in err and not (tmp_path / "r").exists()
+
+
+def test_warnings_module_is_quiet_for_a_valid_table(outputs, data):
+    teacher = teacher_net()
+    outputs.for_run(run_spec(teacher_cache="on"), HintonKD(), teacher, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TeacherOutputs(outputs.components, outputs.store, quiet=True).for_run(run_spec(), HintonKD(), teacher, data)
