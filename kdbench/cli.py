@@ -75,6 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_execution(run)
     _add_results(run)
 
+    tune = sub.add_parser("tune", help="search a method entry's hyperparameters with Optuna (the suite's tune: block)")
+    tune.add_argument("suite", help="suite YAML file with a tune: block (and a dataset val_fraction)")
+    tune.add_argument("--study", default=None, help="only this study (its name, or its method entry's label)")
+    tune.add_argument("--trials", type=int, default=None, metavar="N",
+                      help="finished trials each study should hold (default: the study's `trials`)")
+    tune.add_argument("--storage", default=None, metavar="URL",
+                      help="Optuna storage: sqlite:///FILE, postgresql://..., mysql://..., or journal:FILE "
+                      "(default: <runs>/<suite>/tune/studies.db)")
+    tune.add_argument("--final", action="store_true",
+                      help="then train the best values with every seed of the suite and table them beside the "
+                      "untuned entry (test top-1)")
+    tune.add_argument("--executor", default=None, help="executor for parallel trials: serial, pool, submitit, ray")
+    tune.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="executor parameter")
+    tune.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                      help="epochs between resume checkpoints (0: none)")
+    _add_common(tune)
+    _add_execution(tune)
+    _add_results(tune)
+
     lst = sub.add_parser("list", help="list registered components with their parameters")
     lst.add_argument("kind", nargs="?", choices=KINDS)
     _add_common(lst)
@@ -193,13 +212,89 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def _executor(args: argparse.Namespace, plan, registry) -> tuple[str, object]:
     """The executor: ``--executor`` / ``--param`` over the suite's ``executor:`` block, else serial."""
-    entry = plan.suite.config.executor
+    suite = getattr(plan, "suite", plan)
+    entry = suite.config.executor
     name = args.executor or (entry.name if entry else "serial")
     same = entry is not None and entry.name == name
     params = {**(entry.params if same else {}), **_parse_params(args.param)}
-    where = plan.suite.where("executor") if same else "--executor"
+    where = suite.where("executor") if same else "--executor"
     comp = registry.get_at(where, "executor", name)
     return name, comp.create(params, where, runs_root=str(_runs_root(args)))
+
+
+def cmd_tune(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.plan import load_suite
+    from kdbench.registry import load_registry
+    from kdbench.run import WorkerFactory
+    from kdbench.run.tune import check_studies, prepare, run_study, storage_url
+    from kdbench.run.tune_report import report
+    from kdbench.store import RunStore
+
+    if args.trials is not None and args.trials < 1:
+        raise KdbenchError(f"--trials must be at least 1, got {args.trials}")
+    suite = load_suite(args.suite)
+    registry = load_registry(suite.plugin_files + tuple(args.plugin))
+    chosen = check_studies(str(suite.path), registry)
+    if args.study is not None:
+        chosen = [s for s in chosen if args.study in (s.name, s.label)]
+        if not chosen:
+            raise KdbenchError(f"--study {args.study}: the suite has no study of that name or label")
+    name, executor = _executor(args, suite, registry)
+    options = _options(args, checkpoint_every=args.checkpoint_every, executor=name)
+    factory = WorkerFactory(options, suite.plugin_files)
+    store = RunStore(_runs_root(args))
+    failed = 0
+    for study in chosen:
+        url = storage_url(study, options, args.storage)
+        trials = args.trials or study.entry.trials
+        console.print(f"study {study.name}: {trials} trials of {study.label!r} on pair {study.entry.pair}, "
+                      f"seed {study.seed}; storage {url}", markup=False, highlight=False)
+        for outcome in run_study(study, url, trials, options, executor, factory):
+            failed += outcome.status == "failed"
+            text = outcome.detail if outcome.status != "failed" else f"failed: {outcome.error}"
+            console.print(f"{outcome.label}: {text}", markup=False, highlight=False)
+        optuna_study, _ = prepare(study, url, 0)
+        out = store.tables_dir(suite.name) / "tune" / study.label
+        result = report(study, optuna_study, out)
+        console.print(f"study {study.name}: {result.complete} complete, {result.pruned} pruned, {result.failed} "
+                      f"failed", markup=False, highlight=False)
+        if result.best_value is not None:
+            console.print(f"best validation top-1 {result.best_value:.2f}; as a suite entry:\n{result.fragment}",
+                          markup=False, highlight=False)
+        for note in result.notes:
+            console.print(note, markup=False, highlight=False)
+        console.print("wrote " + ", ".join(str(p) for p in result.paths) + f"; optuna-dashboard {url}",
+                      markup=False, highlight=False)
+        if args.final:
+            failed += _tune_final(args, console, study, result.best_params, registry, options, executor, store)
+    return 1 if failed else 0
+
+
+def _tune_final(args: argparse.Namespace, console: Console, study, best: dict, registry, options, executor,
+                store) -> int:
+    """Train the best values and the untuned entry with every seed; table their test top-1 side by side."""
+    from kdbench.plan import Plan
+    from kdbench.plan.tune import trial_plan
+    from kdbench.run import execute_plan
+    from kdbench.run.suite_progress import SuiteProgress
+    from kdbench.store import SuiteInfo
+
+    if not best:
+        raise KdbenchError(f"study {study.name}: no complete trial yet, so nothing to train with --final")
+    seeds, name = list(study.suite.config.seeds), f"{study.suite.name}.final"
+    untuned = trial_plan(study, registry, {}, seeds, study.label, name)
+    tuned = trial_plan(study, registry, best, seeds, f"{study.label} (tuned)", name)
+    teachers = {t.key: t for t in untuned.teachers + tuned.teachers}
+    runs = {s.key: s for s in untuned.runs + tuned.runs}
+    plan = Plan(suite=untuned.suite, teachers=list(teachers.values()), runs=list(runs.values()))
+    store.write_suite_info(SuiteInfo(name=name, description=f"{study.name}: tuned vs untuned",
+                                     file=str(study.suite.path), table={"metric": "best", "layout": "method_pair"}))
+    progress = SuiteProgress(len(plan.runs))
+    for outcome in execute_plan(plan, options, executor):
+        console.print(progress.line(outcome), markup=False, highlight=False)
+    console.print(progress.summary())
+    _write_tables(console, store, name, Path(args.results))
+    return progress.failed
 
 
 def _write_tables(console: Console, store, suite: str, results: Path, metric: str | None = None,
@@ -390,8 +485,8 @@ def _write_leaderboard(console: Console, results: Path, metric: str) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "tables": cmd_tables, "score": cmd_score, "teacher": cmd_teacher,
-            "publish": cmd_publish, "leaderboard": cmd_leaderboard}
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "tables": cmd_tables, "score": cmd_score,
+            "teacher": cmd_teacher, "publish": cmd_publish, "leaderboard": cmd_leaderboard}
 
 
 def one_line(text: str) -> str:

@@ -141,11 +141,11 @@ def test_interrupted_run_resumes_and_keeps_finished_records(tmp_path, monkeypatc
     results = tmp_path / "results"
     real_train, calls = runner.Worker._train, []
 
-    def dies_on_second_run(self, spec):
+    def dies_on_second_run(self, spec, observer=None):
         calls.append(spec.label)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_train(self, spec)
+        return real_train(self, spec, observer)
 
     monkeypatch.setattr(runner.Worker, "_train", dies_on_second_run)
     assert main(["run", str(suite), "--quiet", "--runs", str(results)]) == 130

@@ -107,9 +107,9 @@ def test_dry_run_and_run_of_another_suite_agree_on_what_is_done(tmp_path, capsys
 
     trained, real_train = [], worker.Worker._train
 
-    def train_and_note(self, spec):
+    def train_and_note(self, spec, observer=None):
         trained.append(spec.label)
-        return real_train(self, spec)
+        return real_train(self, spec, observer)
 
     monkeypatch.setattr(worker.Worker, "_train", train_and_note)
     assert main(["run", str(second), "--quiet", "--runs", str(results)]) == 0

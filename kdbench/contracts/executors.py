@@ -37,4 +37,4 @@ def require(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise KdbenchError(f"this executor needs {module}: pip install 'kdbench[{extra}]'") from None
+        raise KdbenchError(f"{module} is not installed: pip install 'kdbench[{extra}]'") from None

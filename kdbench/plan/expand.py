@@ -66,7 +66,7 @@ def expand(suite: Suite, registry: Registry) -> Plan:
         dataset_comp.resolve(cfg.dataset.params, lambda k: suite.where("dataset", "params", k)),
         dataset_comp.version,
     )
-    teacher_recipe = _teacher_recipe(suite)
+    teachers_recipe = teacher_recipe(suite)
 
     teachers: dict[str, TeacherSpec] = {}
     pair_teachers: list[TeacherSpec | None] = []
@@ -85,7 +85,7 @@ def expand(suite: Suite, registry: Registry) -> Plan:
             tspec = TeacherSpec(pair.teacher, arch.version, dataset, None, 0, str(ckpt), file_sha256(ckpt))
         else:
             tspec = TeacherSpec(
-                pair.teacher, arch.version, dataset, teacher_recipe.resolved(pair.teacher), cfg.teacher_seed
+                pair.teacher, arch.version, dataset, teachers_recipe.resolved(pair.teacher), cfg.teacher_seed
             )
             teachers.setdefault(tspec.key, tspec)
         pair_teachers.append(tspec)
@@ -140,7 +140,8 @@ def _with_teacher_passes(runs: list[RunSpec], registry: Registry) -> list[RunSpe
     ]
 
 
-def _teacher_recipe(suite: Suite) -> Recipe:
+def teacher_recipe(suite: Suite) -> Recipe:
+    """The recipe harness-trained teachers use: the suite's, with its ``teacher_recipe`` overrides."""
     cfg = suite.config
     try:
         # A teacher trains from labels alone: no teacher outputs to cache, so its key carries no cache dtype.

@@ -20,6 +20,7 @@ from kdbench.contracts.estimators import DEFAULT_ESTIMATOR, DEFAULT_FRACTION
 from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2, DEFAULT_STRATEGY
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
+from kdbench.plan.tune_file import StudyEntry, studies_as_list
 
 #: Fields that suites once had and that were removed, with what to do instead.
 REMOVED_FIELDS: dict[tuple[str, ...], str] = {
@@ -127,8 +128,10 @@ class SuiteFile(BaseModel):
     methods: list[MethodEntry] = Field(min_length=1)
     table: TableOptions = Field(default_factory=TableOptions)
     executor: ComponentEntry | None = None  # how the runs are spread (``kdbench run --executor`` overrides it)
+    tune: list[StudyEntry] = Field(default_factory=list)  # hyperparameter searches (``kdbench tune``)
 
     _as_mapping = field_validator("dataset", "executor", mode="before")(_name_or_mapping)
+    _tune_as_list = field_validator("tune", mode="before")(studies_as_list)
 
     @field_validator("name")
     @classmethod
@@ -147,6 +150,8 @@ def _node_line(root: yaml.Node | None, loc: Sequence[Any]) -> int | None:
     """1-based line of the YAML node at pydantic location ``loc`` (deepest existing node)."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
+        if isinstance(node, yaml.MappingNode) and part == 0 and not isinstance(part, bool):
+            continue  # a single mapping where a list is allowed (``tune:``) stands for item 0
         if isinstance(node, yaml.MappingNode):
             match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
             if match is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -60,3 +61,23 @@ class RichReporter:
 def make_reporter(quiet: bool) -> Reporter:
     return SilentReporter() if quiet or not sys.stderr else RichReporter()
 
+
+
+class ObservedReporter:
+    """A reporter that also shows every epoch's metrics to an observer (a pruner may stop the run)."""
+
+    def __init__(self, inner: Reporter, observer: Callable[[EpochMetrics], None]) -> None:
+        self.inner, self.observer = inner, observer
+
+    def start(self, label: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
+        self.inner.start(label, epochs, steps_per_epoch, first_epoch)
+
+    def step(self) -> None:
+        self.inner.step()
+
+    def epoch_end(self, metrics: EpochMetrics) -> None:
+        self.inner.epoch_end(metrics)
+        self.observer(metrics)
+
+    def finish(self) -> None:
+        self.inner.finish()

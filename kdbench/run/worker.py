@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -21,7 +22,7 @@ from kdbench.plan.spec import RunSpec
 from kdbench.run.components import Components, seed_everything
 from kdbench.run.environment import environment, git_revision
 from kdbench.run.options import RunOptions
-from kdbench.run.progress import make_reporter
+from kdbench.run.progress import ObservedReporter, make_reporter
 from kdbench.run.scoring import Scorer
 from kdbench.run.supervision import build_supervision
 from kdbench.run.teacher_outputs import ServedLogits, TeacherOutputs
@@ -36,7 +37,7 @@ from kdbench.store import (
     TeacherStore,
 )
 from kdbench.train.context import build_method_context
-from kdbench.train.engine import EngineConfig, TrainingDiverged, TrainOutcome, train
+from kdbench.train.engine import EngineConfig, EpochMetrics, StopTraining, TrainingDiverged, TrainOutcome, train
 
 
 @dataclass
@@ -48,7 +49,7 @@ class RunOutcome:
     label: str
     pair: str
     seed: int | None
-    status: str  # "finished" | "skipped" | "failed"
+    status: str  # "finished" | "skipped" | "failed" | "stopped" (by an epoch observer: a pruned trial)
     record: RunRecord | None = None
     error: str | None = None
     kind: str = "run"
@@ -72,17 +73,21 @@ class Worker:
         self.scorer = Scorer(self.components, self.teachers, ScoreCache(options.home_path))
         self.teacher_outputs = TeacherOutputs(self.components, TeacherOutputStore(options.home_path), options.quiet)
 
-    def run(self, spec: RunSpec) -> RunOutcome:
+    def run(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunOutcome:
+        """Train ``spec`` unless it is done. ``observer`` sees every epoch's metrics and may raise
+        ``StopTraining`` (a pruner): the run then ends with status "stopped" and no record."""
         if not self.options.force and (done := self.store.finished(spec)) is not None:
             return RunOutcome.of(spec, "skipped", done)
         with self.store.lock(spec):  # another process may be training this run: wait, then reuse it
             if not self.options.force and (done := self.store.finished(spec)) is not None:
                 return RunOutcome.of(spec, "skipped", done)
-            return self._train_and_store(spec)
+            return self._train_and_store(spec, observer)
 
-    def _train_and_store(self, spec: RunSpec) -> RunOutcome:
+    def _train_and_store(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None) -> RunOutcome:
         try:
-            record = self._train(spec)
+            record = self._train(spec, observer)
+        except StopTraining as stop:
+            return RunOutcome.of(spec, "stopped", error=str(stop))
         except KdbenchError:
             raise
         except Exception as exc:  # NaN loss, or a bug in a method or model: record it, go on with the others
@@ -97,7 +102,7 @@ class Worker:
         self.store.write_record(spec, record)
         return RunOutcome.of(spec, "finished", record)
 
-    def _train(self, spec: RunSpec) -> RunRecord:
+    def _train(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunRecord:
         data = self.components.dataset(spec.dataset)
         teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
         seed_everything(spec.seed)
@@ -110,6 +115,9 @@ class Worker:
                                           spec.recipe))
         supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
+        reporter = make_reporter(self.options.quiet)
+        if observer is not None:
+            reporter = ObservedReporter(reporter, observer)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
                               mixed_precision=self.options.mixed_precision,
@@ -117,7 +125,7 @@ class Worker:
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
         outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
                         teacher_logits=served.source, supervision=supervision,
-                        checkpointer=self.store.resume_file(spec), reporter=make_reporter(self.options.quiet))
+                        checkpointer=self.store.resume_file(spec), reporter=reporter)
         return self._record(spec, outcome, teacher, selection, served)
 
     def _record(self, spec: RunSpec, outcome: TrainOutcome, teacher: LoadedTeacher | None,

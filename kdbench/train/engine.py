@@ -33,6 +33,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the run stops and is recorded as a failure."""
 
 
+class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by an epoch observer (a pruner) to stop a run early: not a failure, and no record is written."""
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How to train: the resolved recipe plus execution settings that do not change what is computed."""
