@@ -169,7 +169,21 @@ def _plan(args: argparse.Namespace):
 
     suite = load_suite(args.suite)
     registry = load_registry(suite.plugin_files + tuple(args.plugin))
+    if getattr(args, "download", False):
+        _download_weights(suite, registry)
     return expand(suite, registry), registry
+
+
+def _download_weights(suite, registry) -> None:
+    """With ``--download``: fetch the published teacher weights a suite names that are not cached yet."""
+    from kdbench.plan.weights import download, weights_location
+
+    for i, pair in enumerate(suite.config.pairs):
+        if pair.weights and pair.teacher:
+            model = registry.get_at(suite.where("pairs", i, "teacher"), "model", pair.teacher)
+            path, url = weights_location(model, pair.weights, suite.where("pairs", i, "weights"))
+            if not path.is_file():
+                download(path, url)
 
 
 def _print_table(console: Console, markdown: str, paths: list[Path]) -> None:

@@ -67,6 +67,7 @@ def test_quickstart_through_the_cli(tmp_path):
         assert r["status"] == "finished" and len(r["metrics"]) == 1
         assert r["spec"]["recipe"]["epochs"] == 1 and r["environment"]["torch"]
         assert 0 <= r["best_top1"] <= 100 and r["wall_time_s"] > 0
+        assert r["metrics"][0]["test_top5"] >= r["metrics"][0]["test_top1"] and r["last_top5"] >= r["last_top1"]
         assert "git_revision" in r and r["schema_version"] == SCHEMA_VERSION
         env = r["environment"]
         assert env["executor"] == "serial" and env["host"] and env["device_name"] and env["device"] == "cpu"

@@ -58,9 +58,9 @@ def supervisions(method) -> dict[str, Supervision]:
     out = {"plain": Supervision()}
     if method.uses_teacher:
         out["DS"] = Supervision(distill_mask=mask)
-        if not method.owns_logit_loss:
-            out["LR"] = Supervision(revision=PaperRevision())
-            out["LR+DS"] = Supervision(distill_mask=mask, revision=PaperRevision())
+        own = method.owns_logit_loss  # LR revises the teacher target inside the method (docs/methods.md §7)
+        out["LR"] = Supervision(revision=PaperRevision(), revision_in_method=own)
+        out["LR+DS"] = Supervision(distill_mask=mask, revision=PaperRevision(), revision_in_method=own)
     return out
 
 
@@ -90,6 +90,7 @@ def test_loss_and_gradients_on_real_shapes(name, pair):
             teacher_logits=t_logits if method.uses_teacher else None,
             student_feats=s_feats if method.needs_features else None,
             teacher_feats=t_feats if method.needs_features else None,
+            revise_teacher=supervision.teacher_revision,
         )
         terms = method.loss_terms(step)
         assert all(v.shape == (B,) for v in terms.sample.values()), variant

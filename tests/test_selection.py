@@ -102,7 +102,6 @@ def test_selection_and_revision_resolve_into_the_spec(write_suite, reg):
     [
         ("  - {name: ce, revision: paper}\n", r"suite.yaml:5: Label Revision .* method 'ce' uses no teacher"),
         ("  - {name: ce, selection: influence}\n", r"suite.yaml:5: Data Selection .* method 'ce' uses no teacher"),
-        ("  - {name: own_logits, revision: paper}\n", r"has a logit loss of its own.*Data Selection only"),
         ("  - {name: kd, revision: {name: paper, params: {eta: 1.2}}}\n", r"suite.yaml:5: .*eta must be in \[0, 1\)"),
         ("  - {name: kd, revision: papr}\n", r"unknown revision 'papr'; did you mean 'paper'"),
         ("  - {name: kd, selection: {estimator: lowish, fraction: 1.5}}\n", r"selection.fraction: Input should be"),
@@ -111,6 +110,11 @@ def test_selection_and_revision_resolve_into_the_spec(write_suite, reg):
 def test_forbidden_combinations_fail_before_training(write_suite, reg, methods, pattern):
     with pytest.raises(KdbenchError, match=pattern):
         expand(load_suite(write_suite(HEAD + "methods:\n" + methods)), reg)
+
+
+def test_own_logit_methods_accept_label_revision(write_suite, reg):
+    plan = expand(load_suite(write_suite(HEAD + "methods:\n  - {name: own_logits, revision: paper}\n")), reg)
+    assert plan.runs[0].revision.strategy.name == "paper"
 
 
 def test_own_logit_methods_accept_data_selection(write_suite, reg):

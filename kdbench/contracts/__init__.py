@@ -13,7 +13,7 @@ from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats
 from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
 from kdbench.contracts.executors import Executor, Job, require
 from kdbench.contracts.hookspecs import hookimpl
-from kdbench.contracts.losses import cross_entropy_per_sample, kl_per_sample, upcast
+from kdbench.contracts.losses import cross_entropy_per_sample, kl_from_target, kl_per_sample, upcast
 from kdbench.contracts.methods import (
     SCRATCH_METHOD,
     DistillationMethod,
@@ -54,6 +54,7 @@ __all__ = [
     "feature_shapes",
     "hold_out_validation",
     "hookimpl",
+    "kl_from_target",
     "kl_per_sample",
     "lr_at_epoch",
     "one_hot_like",

@@ -25,3 +25,10 @@ def kl_per_sample(teacher_logits: Tensor, student_logits: Tensor, temperature: f
     log_p_s = F.log_softmax(upcast(student_logits) / temperature, dim=1)
     log_p_t = F.log_softmax(upcast(teacher_logits) / temperature, dim=1)
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+
+
+def kl_from_target(target_probs: Tensor, student_log_probs: Tensor) -> Tensor:
+    """``KL(q ‖ p_s) = Σ q·(log q − log p_s)`` per sample for a target given as probabilities (a revised
+    teacher distribution, which may hold exact zeros: ``0·log 0`` counts as 0)."""
+    q = target_probs.to(student_log_probs.dtype)
+    return (torch.special.xlogy(q, q) - q * student_log_probs).sum(dim=1)

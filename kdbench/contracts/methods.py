@@ -17,7 +17,7 @@ so the engine puts them in the student's optimizer with the same schedule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,6 +64,13 @@ class StepInputs:
     teacher_logits: Tensor | None = None
     student_feats: list[Tensor] | None = None
     teacher_feats: list[Tensor] | None = None
+    # Label Revision for a method that owns its logit loss (docs/methods.md §7): ``revise_teacher(probs,
+    # targets)`` rewrites the teacher distribution the method consumes, at the method's own temperature.
+    revise_teacher: Callable[[Tensor, Tensor], Tensor] | None = None
+
+    def teacher_target(self, teacher_probs: Tensor) -> Tensor:
+        """The teacher distribution a logit loss should use: revised under Label Revision, else as given."""
+        return self.revise_teacher(teacher_probs, self.targets) if self.revise_teacher is not None else teacher_probs
 
 
 @dataclass
@@ -94,8 +101,9 @@ class DistillationMethod(nn.Module):
     # True: ``step.indices`` carries the dataset index of every sample (CRD's memory banks); else None.
     needs_indices: ClassVar[bool] = False
     full_batches_only: ClassVar[bool] = False
-    # True for methods whose logit loss is their own (DKD, CTKD, DTD-LA): Label Revision would replace
-    # it, so asking for LR on them is an error (docs/methods.md §7).
+    # True for methods whose logit loss is their own (DKD, CTKD, DTD-LA): Label Revision does not replace it
+    # with Eq. (11) but revises the teacher distribution it consumes (``StepInputs.teacher_target``,
+    # docs/methods.md §7).
     owns_logit_loss: ClassVar[bool] = False
 
     @classmethod

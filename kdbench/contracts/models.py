@@ -4,6 +4,10 @@ A model plugin's factory takes ``num_classes`` and returns an ``nn.Module`` whos
 features=False)`` gives logits, and with ``features=True`` gives ``(feats, logits)`` where ``feats =
 [stem, stage1, ..., stageK, pooled]`` (docs/methods.md §2). Feature methods size their extra modules
 from :func:`feature_shapes`; SRRL and data selection read the classifier through :func:`classifier_of`.
+
+A factory may also carry ``published_weights``: a function from a weights name (``IMAGENET1K_V1``) to the
+URL of a state dict that fits the model. A suite's pair then names ``weights:`` instead of a checkpoint,
+and the file is read from the torch hub cache (``$TORCH_HOME/hub/checkpoints``).
 """
 
 from __future__ import annotations

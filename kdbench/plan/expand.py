@@ -18,6 +18,7 @@ from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import ComponentRef, RevisionSpec, RunSpec, SelectionSpec, TeacherSpec
 from kdbench.plan.suite_file import MethodEntry, Suite
+from kdbench.plan.weights import missing_file_message, weights_location
 from kdbench.registry import Component, Registry
 
 
@@ -73,12 +74,20 @@ def expand(suite: Suite, registry: Registry) -> Plan:
     for i, pair in enumerate(cfg.pairs):
         registry.get_at(suite.where("pairs", i, "student"), "model", pair.student)
         if pair.teacher is None:
-            if pair.checkpoint:
-                raise KdbenchError(f"{suite.where('pairs', i)}: a checkpoint needs its teacher arch")
+            if pair.checkpoint or pair.weights:
+                raise KdbenchError(f"{suite.where('pairs', i)}: a checkpoint or weights need their teacher arch")
             pair_teachers.append(None)
             continue
         arch = registry.get_at(suite.where("pairs", i, "teacher"), "model", pair.teacher)
-        if pair.checkpoint:
+        if pair.weights:
+            where = suite.where("pairs", i, "weights")
+            if pair.checkpoint:
+                raise KdbenchError(f"{where}: give the teacher a checkpoint or published weights, not both")
+            path, url = weights_location(arch, pair.weights, where)
+            if not path.is_file():
+                raise KdbenchError(missing_file_message(where, pair.teacher, pair.weights, path, url))
+            tspec = TeacherSpec(pair.teacher, arch.version, dataset, None, 0, str(path), file_sha256(path))
+        elif pair.checkpoint:
             ckpt = (suite.path.parent / pair.checkpoint).expanduser().resolve()
             if not ckpt.is_file():
                 raise KdbenchError(f"{suite.where('pairs', i, 'checkpoint')}: checkpoint not found: {ckpt}")
@@ -199,10 +208,6 @@ def _revision(suite: Suite, registry: Registry, j: int, entry: MethodEntry, meth
     if not getattr(method.factory, "uses_teacher", True):
         raise KdbenchError(f"{where}: Label Revision revises the teacher's predictions; "
                            f"method {entry.name!r} uses no teacher")
-    if getattr(method.factory, "owns_logit_loss", False):
-        raise KdbenchError(f"{where}: method {entry.name!r} has a logit loss of its own, which Label Revision "
-                           "would replace; the paper combines such methods with Data Selection only "
-                           "(docs/methods.md §7)")
     comp = registry.get_at(suite.where("methods", j, "revision", "name"), "revision", rev.name)
     params = comp.resolve(rev.params, lambda k: suite.where("methods", j, "revision", "params", k))
     construct(comp, params, where)

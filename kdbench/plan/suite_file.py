@@ -99,6 +99,7 @@ class PairEntry(BaseModel):
     student: str
     teacher: str | None = None
     checkpoint: str | None = None  # a RepDistiller/mdistiller checkpoint of the teacher
+    weights: str | None = None  # the teacher's published weights by name (e.g. IMAGENET1K_V1), from $TORCH_HOME
 
 
 #: The table layouts a suite may ask for; ``kdbench.tables`` renders each (and tests that it has all).

@@ -40,4 +40,5 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
         rev = spec.revision
         revision = registry.get("revision", rev.strategy.name).factory(**rev.strategy.params)
         config = RevisionLossConfig(rev.lambda1, rev.lambda2, rev.reduction, rev.temperature)
-    return Supervision(mask, revision, config), selection
+    in_method = bool(getattr(registry.get("method", spec.method.name).factory, "owns_logit_loss", False))
+    return Supervision(mask, revision, config, revision_in_method=in_method), selection

@@ -64,7 +64,8 @@ class TeacherOutputs:
         self.components = components
         self.store = store
         self.quiet = quiet
-        self._digests: dict[int, str] = {}  # id of a tensor-holding object → digest (teachers, datasets)
+        # id → (object, digest) for teachers and datasets: the object is kept so its id is never reused
+        self._digests: dict[int, tuple[object, str]] = {}
         self._loaded: tuple[str, Tensor] | None = None  # the last table served, on the worker's device
 
     def for_run(self, spec: RunSpec, method: DistillationMethod, teacher: nn.Module | None,
@@ -121,9 +122,10 @@ class TeacherOutputs:
         }
 
     def _digest(self, owner: object, tensors) -> str:
-        if id(owner) not in self._digests:
-            self._digests[id(owner)] = tensor_digest(tensors())
-        return self._digests[id(owner)]
+        known = self._digests.get(id(owner))
+        if known is None or known[0] is not owner:
+            known = self._digests[id(owner)] = (owner, tensor_digest(tensors()))
+        return known[1]
 
     def _build(self, key: str, identity: dict[str, Any], shape: tuple[int, int, int], dtype: str,
                teacher: nn.Module, data: ImageDataset, grid: ViewGrid, arch: str,

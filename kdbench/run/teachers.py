@@ -16,7 +16,7 @@ from kdbench.run.progress import make_reporter
 from kdbench.store import EpochRecord, TeacherCheckpoint, TeacherRecord, TeacherStore, load_checkpoint
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, TrainOutcome, train
-from kdbench.train.evaluate import evaluate
+from kdbench.train.evaluate import accuracy
 
 TEACHER_CHECKPOINTS = 4  # kept along a harness-trained teacher's training, for TracIn (docs/methods.md §6a)
 
@@ -57,8 +57,9 @@ class Teachers:
             model = self.components.model(spec.arch, data.num_classes)
             load_checkpoint(model, spec.checkpoint, spec.arch)
             model.to(device)
-            top1 = evaluate(model, data.test_images, data.test_labels, data.mean, data.std)
-            record = TeacherRecord(key=spec.key, arch=spec.arch, test_top1=top1, checkpoint=spec.checkpoint)
+            measured = accuracy(model, data.test_images, data.test_labels, data.mean, data.std)
+            record = TeacherRecord(key=spec.key, arch=spec.arch, test_top1=measured.top1, test_top5=measured.top5,
+                                   checkpoint=spec.checkpoint)
             return LoadedTeacher(model.eval(), record)
         stored = self.store.record(spec)
         if stored is None:
@@ -93,6 +94,7 @@ class Teachers:
             key=spec.key,
             arch=spec.arch,
             test_top1=outcome.last_top1,
+            test_top5=outcome.epochs[-1].test_top5,
             best_top1=outcome.best.test_top1,
             checkpoints=kept,
             metrics=epoch_records(outcome),

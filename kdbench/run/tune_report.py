@@ -7,6 +7,7 @@ several ``kdbench tune`` calls) filled is the same as that of one run straight t
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def _plots(optuna_study: Any, complete: int, notes: list[str]) -> dict[str, byte
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from optuna.exceptions import ExperimentalWarning
     from optuna.visualization import matplotlib as optuna_plots
 
     out: dict[str, bytes] = {}
@@ -64,7 +66,9 @@ def _plots(optuna_study: Any, complete: int, notes: list[str]) -> dict[str, byte
             notes.append("no importance plot: it needs two complete trials")
             continue
         try:
-            axes = draw(optuna_study)
+            with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                axes = draw(optuna_study)
         except (ValueError, RuntimeError) as exc:  # e.g. a single distinct value: nothing to attribute
             notes.append(f"no {name}: {exc}")
             continue

@@ -145,6 +145,7 @@ class Worker:
             last_top1=outcome.last_top1,
             best_top1=best.test_top1,
             best_epoch=best.epoch,
+            last_top5=outcome.epochs[-1].test_top5,
             teacher_top1=teacher.record.test_top1 if teacher else None,
             teacher_key=spec.teacher.key if spec.teacher else None,
             selection=selection,

@@ -7,7 +7,8 @@ tabled and never published.
 
 Schema versions: 1, the records before versions were written; 2 adds where a run ran (host, device
 name, executor) and the note of a published record it replaced; 3 adds whether the run read its teacher's
-logits from the teacher-output cache, and whether it ran compiled. Older records read as they are.
+logits from the teacher-output cache, whether it ran compiled, and top-5 accuracy (per epoch, the last
+epoch's on the run, the teacher's). Older records read as they are.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class EpochRecord(BaseModel):
     epoch_time_s: float
     train_images_per_s: float
     val_top1: float | None = None
+    test_top5: float | None = None  # since schema 3
+    val_top5: float | None = None  # since schema 3
 
     @model_validator(mode="after")
     def _extras_are_loss_terms(self) -> EpochRecord:
@@ -79,8 +82,9 @@ class EpochRecord(BaseModel):
     @model_serializer(mode="wrap")
     def _without_missing_val(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        if data.get("val_top1") is None:
-            data.pop("val_top1", None)  # no validation split: no field, as the engine writes it
+        for optional in ("val_top1", "test_top5", "val_top5"):
+            if data.get(optional) is None:
+                data.pop(optional, None)  # not measured (no validation split, an older record): no field
         return data
 
     @property
@@ -171,6 +175,7 @@ class RunRecord(_Record):
     last_top1: float
     best_top1: float
     best_epoch: int
+    last_top5: float | None = None  # since schema 3
     teacher_top1: float | None
     teacher_key: str | None
     selection: SelectionRecord | None
@@ -189,7 +194,7 @@ class RunRecord(_Record):
         data = handler(self)
         if not data.get("replaced"):
             data.pop("replaced", None)  # most records never replaced anything
-        for optional in ("teacher_cache", "compiled"):
+        for optional in ("teacher_cache", "compiled", "last_top5"):
             if not data.get(optional):
                 data.pop(optional, None)
         return data
@@ -226,6 +231,7 @@ class TeacherRecord(_Record):
     key: str
     arch: str
     test_top1: float
+    test_top5: float | None = None  # since schema 3
     best_top1: float | None = None
     checkpoint: str | None = None  # an external checkpoint's path
     checkpoints: list[TeacherCheckpoint] = Field(default_factory=list)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from kdbench.contracts import DistillationMethod, ImageDataset, StepInputs, TrainingRecipe
 from kdbench.train.batches import Batch, iterate_batches, training_augmentation
-from kdbench.train.evaluate import autocast, evaluate
+from kdbench.train.evaluate import accuracy, autocast
 from kdbench.train.supervision import Supervision
 from kdbench.train.teacher_outputs import LiveTeacher, TeacherLogits
 
@@ -64,10 +64,13 @@ class EpochMetrics:
     train_images_per_s: float
     val_top1: float | None = None
     losses: dict[str, float] = field(default_factory=dict)  # per-sample mean of every named loss term
+    test_top5: float | None = None
+    val_top5: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Flat form: loss terms as ``loss_<name>``; ``val_top1`` only when there is a validation split."""
-        flat = {k: v for k, v in asdict(self).items() if k != "losses" and not (k == "val_top1" and v is None)}
+        """Flat form: loss terms as ``loss_<name>``; the optional accuracies only when they were measured."""
+        optional = ("val_top1", "test_top5", "val_top5")
+        flat = {k: v for k, v in asdict(self).items() if k != "losses" and not (k in optional and v is None)}
         return {**flat, **{f"loss_{k}": v for k, v in self.losses.items()}}
 
     @classmethod
@@ -160,11 +163,13 @@ def train(
     for epoch in range(first_epoch, recipe.epochs + 1):
         start = time.perf_counter()
         metrics = _train_epoch(nets, method, data, supervision, optimizer, config, epoch, reporter)
-        metrics.test_top1 = evaluate(student, data.test_images, data.test_labels, data.mean, data.std,
-                                     config.eval_batch_size, config.mixed_precision)
+        test = accuracy(student, data.test_images, data.test_labels, data.mean, data.std,
+                        config.eval_batch_size, config.mixed_precision)
+        metrics.test_top1, metrics.test_top5 = test.top1, test.top5
         if data.val_images.shape[0]:
-            metrics.val_top1 = evaluate(student, data.val_images, data.val_labels, data.mean, data.std,
-                                        config.eval_batch_size, config.mixed_precision)
+            val = accuracy(student, data.val_images, data.val_labels, data.mean, data.std,
+                           config.eval_batch_size, config.mixed_precision)
+            metrics.val_top1, metrics.val_top5 = val.top1, val.top5
         outcome.add(metrics, time.perf_counter() - start)
         reporter.epoch_end(metrics)
         if on_epoch_end is not None:
@@ -247,7 +252,8 @@ class _Networks:
         return cls(student, teacher, teacher_logits, method.loss_terms)
 
 
-def _forward(nets: _Networks, method: DistillationMethod, batch: Batch, epoch: int) -> StepInputs:
+def _forward(nets: _Networks, method: DistillationMethod, batch: Batch, epoch: int,
+             supervision: Supervision) -> StepInputs:
     """Both networks on one batch: features only for methods that need them, the teacher without grad."""
     needs_feats = method.needs_features
     out = nets.student(batch.images, features=True) if needs_feats else nets.student(batch.images)
@@ -262,6 +268,7 @@ def _forward(nets: _Networks, method: DistillationMethod, batch: Batch, epoch: i
         student_logits=s_logits, targets=batch.labels, epoch=epoch,
         indices=batch.indices if method.needs_indices else None,
         teacher_logits=t_logits, student_feats=s_feats, teacher_feats=t_feats,
+        revise_teacher=supervision.teacher_revision,
     )
 
 
@@ -298,7 +305,7 @@ def _train_epoch(
         drop_last=recipe.drop_last or method.full_batches_only, channels_last=_uses_channels_last(config),
     ):
         with autocast(device, config.mixed_precision):
-            step = _forward(nets, method, batch, epoch)
+            step = _forward(nets, method, batch, epoch, supervision)
             terms = nets.loss_terms(step)
             loss, logged = supervision.batch_loss(terms, step.student_logits, step.teacher_logits, batch.labels,
                                                   batch.indices)

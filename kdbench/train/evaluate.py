@@ -1,8 +1,9 @@
-"""Devices, mixed precision and top-1 evaluation: what both training and scoring need."""
+"""Devices, mixed precision and top-1/top-5 evaluation: what both training and scoring need."""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +28,47 @@ def autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """Top-1 and top-5 accuracy in percent (top-5 is top-min(5, classes): 100 with five classes or fewer)."""
+
+    top1: float
+    top5: float
+
+
 @torch.inference_mode()
+def accuracy(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    batch_size: int = 1024,
+    mixed_precision: bool = True,
+) -> Accuracy:
+    """Top-1 and top-5 accuracy in eval mode, restoring the model's mode afterwards.
+
+    The counts stay on the device until the end: one host sync per evaluation.
+    """
+    if images.shape[0] == 0:
+        return Accuracy(float("nan"), float("nan"))
+    was_training = model.training
+    model.eval()
+    correct1 = torch.zeros((), dtype=torch.long, device=images.device)
+    correct5 = torch.zeros((), dtype=torch.long, device=images.device)
+    device = str(images.device)
+    for batch in iterate_batches(images, labels, batch_size=batch_size, mean=mean, std=std, shuffle=False):
+        with autocast(device, mixed_precision):
+            logits = model(batch.images)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top == batch.labels[:, None]
+        correct1 += hits[:, 0].sum()
+        correct5 += hits.any(dim=1).sum()
+    model.train(was_training)
+    n = images.shape[0]
+    return Accuracy(100.0 * int(correct1) / n, 100.0 * int(correct5) / n)
+
+
 def evaluate(
     model: nn.Module,
     images: Tensor,
@@ -37,19 +78,5 @@ def evaluate(
     batch_size: int = 1024,
     mixed_precision: bool = True,
 ) -> float:
-    """Top-1 accuracy in percent, in eval mode, restoring the model's mode afterwards.
-
-    The count of correct predictions stays on the device until the end: one host sync per evaluation.
-    """
-    if images.shape[0] == 0:
-        return float("nan")
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=images.device)
-    device = str(images.device)
-    for batch in iterate_batches(images, labels, batch_size=batch_size, mean=mean, std=std, shuffle=False):
-        with autocast(device, mixed_precision):
-            logits = model(batch.images)
-        correct += (logits.argmax(dim=1) == batch.labels).sum()
-    model.train(was_training)
-    return 100.0 * int(correct) / images.shape[0]
+    """Top-1 accuracy in percent (see :func:`accuracy`)."""
+    return accuracy(model, images, labels, mean, std, batch_size, mixed_precision).top1

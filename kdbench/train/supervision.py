@@ -3,11 +3,14 @@
 The engine hands every batch to a :class:`Supervision`. Without DS or LR, the loss is the method's
 per-sample terms averaged over the batch plus its batch terms. With DS, samples outside D_t get plain
 CE instead of the method's per-sample terms. With LR, the method's per-sample terms are replaced by
-Eq. (11) (see ``kdbench.train.revision_loss``). A method's batch terms (feature losses) are always kept.
+Eq. (11) (see ``kdbench.train.revision_loss``), except for a method that owns its logit loss: there the
+revision rewrites the teacher distribution the method consumes (:attr:`Supervision.teacher_revision`) and
+the method's terms are combined as without LR. A method's batch terms (feature losses) are always kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -32,6 +35,12 @@ class Supervision:
     distill_mask: Tensor | None = None  # over the training set; True = D_t (teacher-supervised)
     revision: LabelRevision | None = None
     revision_config: RevisionLossConfig = field(default_factory=RevisionLossConfig)
+    revision_in_method: bool = False  # the method owns its logit loss: revise its teacher target, not Eq. (11)
+
+    @property
+    def teacher_revision(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """What the method applies to its teacher distribution (None: no revision inside the method)."""
+        return self.revision.revise if self.revision is not None and self.revision_in_method else None
 
     def to(self, device: str | torch.device) -> Supervision:
         if self.distill_mask is None:
@@ -48,7 +57,7 @@ class Supervision:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The scalar to minimise and the named terms to log."""
         distill = self.distill_mask[indices] if self.distill_mask is not None else None
-        if self.revision is None:
+        if self.revision is None or self.revision_in_method:
             return combine_loss(terms, student_logits, targets, distill), {**terms.sample, **terms.batch}
         if teacher_logits is None:
             raise RuntimeError("Label Revision needs the teacher's logits")  # guarded at suite validation

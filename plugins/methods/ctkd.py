@@ -24,6 +24,7 @@ from kdbench.contracts import (
     StepInputs,
     cross_entropy_per_sample,
     hookimpl,
+    kl_from_target,
     upcast,
 )
 
@@ -118,7 +119,10 @@ class CTKD(DistillationMethod):
         tau = self.current_temperature().to(torch.promote_types(dtype, torch.float32))
         log_p_s = F.log_softmax(zs / tau, dim=1)
         log_p_t = F.log_softmax(zt / tau, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+        if step.revise_teacher is None:
+            kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+        else:  # Label Revision: the KL target σ_τ(zt) revised with the label, at the current τ (§7)
+            kl = kl_from_target(step.teacher_target(log_p_t.exp()), log_p_s)
         return LossTerms(
             sample={
                 "ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets),

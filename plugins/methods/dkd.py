@@ -28,6 +28,7 @@ from kdbench.contracts import (
     StepInputs,
     cross_entropy_per_sample,
     hookimpl,
+    kl_from_target,
     upcast,
 )
 
@@ -79,6 +80,22 @@ def nckd_per_sample(student_logits: Tensor, teacher_logits: Tensor, targets: Ten
     return (log_t.exp() * (log_t - log_s)).sum(dim=1)
 
 
+def revised_tckd_nckd(student_logits: Tensor, target_probs: Tensor, targets: Tensor, T: float) -> tuple[Tensor, Tensor]:
+    """TCKD and NCKD (no T² factor) against a teacher distribution given as probabilities ``q`` (Label
+    Revision's revised σ_T(zt), docs/methods.md §7): ``b_t = [q_y, 1 − q_y]`` and the non-target part
+    ``q_{−y} / (1 − q_y)``."""
+    zs = upcast(student_logits) / T
+    s_tgt, s_rest = binary_log_probs(zs, targets)
+    q = target_probs.to(zs.dtype)
+    q_y = q.gather(1, targets[:, None]).squeeze(1)
+    binary = torch.stack([q_y, 1 - q_y], dim=1)
+    tckd = kl_from_target(binary, torch.stack([s_tgt, s_rest], dim=1))
+    is_target = F.one_hot(targets, q.shape[1]).bool()
+    rest = q.masked_fill(is_target, 0.0) / (1 - q_y).clamp_min(torch.finfo(q.dtype).tiny)[:, None]
+    log_s_rest = F.log_softmax(zs - is_target.to(zs.dtype) * TARGET_MASK_OFFSET, dim=1)
+    return tckd, kl_from_target(rest, log_s_rest)
+
+
 def warmup_factor(epoch: int, warmup: float) -> float:
     """``min(epoch / warmup, 1)`` for the 1-indexed ``epoch``; no warm-up when ``warmup <= 0``."""
     if warmup <= 0:
@@ -126,6 +143,11 @@ class DKD(DistillationMethod):
         zs, zt, y = step.student_logits, step.teacher_logits, step.targets
         ramp = warmup_factor(step.epoch, self.warmup)
         scale = self.T**2
+        if step.revise_teacher is not None:  # Label Revision: split the revised distribution (§7)
+            q = step.teacher_target(F.softmax(upcast(zt) / self.T, dim=1))
+            tckd, nckd = revised_tckd_nckd(zs, q, y, self.T)
+            return LossTerms(sample={"ce": self.ce_weight * cross_entropy_per_sample(zs, y),
+                                     "tckd": ramp * self.alpha * scale * tckd, "nckd": ramp * self.beta * scale * nckd})
         return LossTerms(
             sample={
                 "ce": self.ce_weight * cross_entropy_per_sample(zs, y),

@@ -30,6 +30,7 @@ from kdbench.contracts import (
     StepInputs,
     cross_entropy_per_sample,
     hookimpl,
+    kl_from_target,
     upcast,
 )
 
@@ -98,8 +99,12 @@ class DTDLA(DistillationMethod):
         zs, zt, y = upcast(step.student_logits), upcast(step.teacher_logits), step.targets
         tau = self.temperatures(step)[:, None]
         log_p_s = F.log_softmax(zs / tau.to(zs.dtype), dim=1)
-        log_q = swap_wrong_log_probs(F.log_softmax(zt / tau.to(zt.dtype), dim=1), zt, y)
-        kl = (log_q.exp() * (log_q - log_p_s)).sum(dim=1)
+        log_p_t = F.log_softmax(zt / tau.to(zt.dtype), dim=1)
+        if step.revise_teacher is None:
+            log_q = swap_wrong_log_probs(log_p_t, zt, y)
+            kl = (log_q.exp() * (log_q - log_p_s)).sum(dim=1)
+        else:  # Label Revision replaces the swap (docs/methods.md §7)
+            kl = kl_from_target(step.teacher_target(log_p_t.exp()), log_p_s)
         return LossTerms(
             sample={
                 "ce": self.gamma * cross_entropy_per_sample(step.student_logits, y),
