@@ -192,13 +192,12 @@ def _print_table(console: Console, markdown: str, paths: list[Path]) -> None:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.run import execute_plan, runs_to_do
-    from kdbench.run.suite_progress import SuiteProgress
+    from kdbench.run import runs_to_do
     from kdbench.store import RunStore, SuiteInfo
 
     plan, registry = _plan(args)
     store = RunStore(_runs_root(args))
-    name, executor = _executor(args, plan, registry)
+    name, executor = _executor(args, plan.suite, registry)
     options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every, executor=name)
     if args.dry_run:
         todo = {s.key for s in runs_to_do(plan, options)}
@@ -213,20 +212,28 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             f"{len(plan.teachers)} teacher(s) to train or reuse; run store: {store.root}"
         )
         return 0
-    store.write_suite_info(SuiteInfo(name=plan.suite.name, description=plan.suite.config.description,
-                                     file=str(plan.suite.path), table=plan.suite.config.table.model_dump()))
+    info = SuiteInfo(name=plan.suite.name, description=plan.suite.config.description, file=str(plan.suite.path),
+                     table=plan.suite.config.table.model_dump())
+    return 1 if _execute_and_table(console, plan, info, options, executor, store, Path(args.results)) else 0
+
+
+def _execute_and_table(console: Console, plan, info, options, executor, store, results: Path) -> int:
+    """Run a plan through the executor with a progress line per job, then write its table; the failures."""
+    from kdbench.run import execute_plan
+    from kdbench.run.suite_progress import SuiteProgress
+
+    store.write_suite_info(info)
     progress = SuiteProgress(len(plan.runs))
     for outcome in execute_plan(plan, options, executor):
         console.print(progress.line(outcome), markup=False, highlight=False)
     console.print(progress.summary())
     if any(store.suite_dir(plan.suite.name).glob("*/record.json")):
-        _write_tables(console, store, plan.suite.name, Path(args.results))
-    return 1 if progress.failed else 0
+        _write_tables(console, store, plan.suite.name, results)
+    return progress.failed
 
 
-def _executor(args: argparse.Namespace, plan, registry) -> tuple[str, object]:
+def _executor(args: argparse.Namespace, suite, registry) -> tuple[str, object]:
     """The executor: ``--executor`` / ``--param`` over the suite's ``executor:`` block, else serial."""
-    suite = getattr(plan, "suite", plan)
     entry = suite.config.executor
     name = args.executor or (entry.name if entry else "serial")
     same = entry is not None and entry.name == name
@@ -240,7 +247,7 @@ def cmd_tune(args: argparse.Namespace, console: Console) -> int:
     from kdbench.plan import load_suite
     from kdbench.registry import load_registry
     from kdbench.run import WorkerFactory
-    from kdbench.run.tune import check_studies, prepare, run_study, storage_url
+    from kdbench.run.tune import check_studies, load, run_study, storage_url
     from kdbench.run.tune_report import report
     from kdbench.store import RunStore
 
@@ -248,7 +255,7 @@ def cmd_tune(args: argparse.Namespace, console: Console) -> int:
         raise KdbenchError(f"--trials must be at least 1, got {args.trials}")
     suite = load_suite(args.suite)
     registry = load_registry(suite.plugin_files + tuple(args.plugin))
-    chosen = check_studies(str(suite.path), registry)
+    chosen = check_studies(suite, registry)
     if args.study is not None:
         chosen = [s for s in chosen if args.study in (s.name, s.label)]
         if not chosen:
@@ -267,7 +274,7 @@ def cmd_tune(args: argparse.Namespace, console: Console) -> int:
             failed += outcome.status == "failed"
             text = outcome.detail if outcome.status != "failed" else f"failed: {outcome.error}"
             console.print(f"{outcome.label}: {text}", markup=False, highlight=False)
-        optuna_study, _ = prepare(study, url, 0)
+        optuna_study = load(study, url, study.entry.sampler.seed)
         out = store.tables_dir(suite.name) / "tune" / study.label
         result = report(study, optuna_study, out)
         console.print(f"study {study.name}: {result.complete} complete, {result.pruned} pruned, {result.failed} "
@@ -287,28 +294,15 @@ def cmd_tune(args: argparse.Namespace, console: Console) -> int:
 def _tune_final(args: argparse.Namespace, console: Console, study, best: dict, registry, options, executor,
                 store) -> int:
     """Train the best values and the untuned entry with every seed; table their test top-1 side by side."""
-    from kdbench.plan import Plan
-    from kdbench.plan.tune import trial_plan
-    from kdbench.run import execute_plan
-    from kdbench.run.suite_progress import SuiteProgress
+    from kdbench.plan.tune import final_plan
     from kdbench.store import SuiteInfo
 
     if not best:
         raise KdbenchError(f"study {study.name}: no complete trial yet, so nothing to train with --final")
-    seeds, name = list(study.suite.config.seeds), f"{study.suite.name}.final"
-    untuned = trial_plan(study, registry, {}, seeds, study.label, name)
-    tuned = trial_plan(study, registry, best, seeds, f"{study.label} (tuned)", name)
-    teachers = {t.key: t for t in untuned.teachers + tuned.teachers}
-    runs = {s.key: s for s in untuned.runs + tuned.runs}
-    plan = Plan(suite=untuned.suite, teachers=list(teachers.values()), runs=list(runs.values()))
-    store.write_suite_info(SuiteInfo(name=name, description=f"{study.name}: tuned vs untuned",
-                                     file=str(study.suite.path), table={"metric": "best", "layout": "method_pair"}))
-    progress = SuiteProgress(len(plan.runs))
-    for outcome in execute_plan(plan, options, executor):
-        console.print(progress.line(outcome), markup=False, highlight=False)
-    console.print(progress.summary())
-    _write_tables(console, store, name, Path(args.results))
-    return progress.failed
+    plan = final_plan(study, registry, best)
+    info = SuiteInfo(name=plan.suite.name, description=f"{study.name}: tuned vs untuned", file=str(study.suite.path),
+                     table={"metric": "best", "layout": "method_pair"})
+    return _execute_and_table(console, plan, info, options, executor, store, Path(args.results))
 
 
 def _write_tables(console: Console, store, suite: str, results: Path, metric: str | None = None,

@@ -171,6 +171,17 @@ def trial_spec(study: Study, registry: Registry, values: dict[str, Any]) -> RunS
     return spec
 
 
+def final_plan(study: Study, registry: Registry, best: dict[str, Any]) -> Plan:
+    """The untuned entry and the best values, with every seed of the suite, as one plan (``<suite>.final``):
+    their test top-1 side by side. Runs with the same key (the best values are the untuned ones) run once."""
+    seeds, name = list(study.suite.config.seeds), f"{study.suite.name}.final"
+    untuned = trial_plan(study, registry, {}, seeds, study.label, name)
+    tuned = trial_plan(study, registry, best, seeds, f"{study.label} (tuned)", name)
+    teachers = {t.key: t for t in untuned.teachers + tuned.teachers}
+    runs = {s.key: s for s in untuned.runs + tuned.runs}
+    return Plan(suite=untuned.suite, teachers=list(teachers.values()), runs=list(runs.values()))
+
+
 def tuned_entry(study: Study, values: dict[str, Any]) -> dict[str, Any]:
     """The best values as a ready-to-paste suite fragment: a method entry (and recipe fields, if searched)."""
     cfg = study.suite.config

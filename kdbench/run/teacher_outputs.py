@@ -91,8 +91,11 @@ class TeacherOutputs:
         if not isinstance(meta, TeacherOutputsMeta):
             meta = self._build(key, identity, shape, dtype, teacher, data, grid, spec.teacher.arch, status)
             built = meta.build_seconds
-        reason = "on" if mode == "on" else (f"auto: {passes} teacher epochs > {grid.count} views"
-                                             if built is not None or passes > grid.count else "auto: table exists")
+        if mode == "on":
+            reason = "on"
+        else:  # auto, and the table existed or the plan's teacher epochs pay for building it
+            paid = passes > grid.count
+            reason = f"auto: {passes} teacher epochs > {grid.count} views" if paid else "auto: table exists"
         table = self._place(meta)
         if table is None:
             return ServedLogits(None, TeacherCacheRecord(used=False, reason="out of device memory: live teacher",
@@ -145,9 +148,8 @@ class TeacherOutputs:
             reporter.start(f"teacher outputs {arch} ({grid.count} views)", 1, build_steps(grid, data.num_train,
                                                                                          batch_size), 1)
             writer = self.store.writer(key, shape, dtype)
-            try:
-                teacher.to(device)
-                build_teacher_logits(teacher, data.to(device), grid, writer.write, batch_size=batch_size,
+            try:  # the teacher and the data are on the worker's device already
+                build_teacher_logits(teacher, data, grid, writer.write, batch_size=batch_size,
                                      mixed_precision=options.mixed_precision,
                                      channels_last=device.startswith("cuda"), step=reporter.step)
             except BaseException:

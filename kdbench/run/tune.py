@@ -19,7 +19,7 @@ from typing import Any
 from kdbench.contracts import Executor, require
 from kdbench.errors import KdbenchError
 from kdbench.plan.spec import RunSpec
-from kdbench.plan.suite_file import load_suite
+from kdbench.plan.suite_file import Suite, load_suite
 from kdbench.plan.tune import Study, studies, trial_spec
 from kdbench.plan.tune_file import Distribution
 from kdbench.run.options import RunOptions
@@ -123,11 +123,12 @@ class PruneOnValidation:
     """Reports each epoch's validation top-1 to the trial; raises ``StopTraining`` when the pruner says so."""
 
     def __init__(self, trial: Any, objective: str) -> None:
-        self.trial, self.objective, self.seen = trial, objective, []
+        self.trial, self.objective, self.best = trial, objective, -math.inf
 
     def __call__(self, metrics: EpochMetrics) -> None:
-        self.seen.append(metrics)
-        value = validation_curve(self.seen, self.objective)[-1]
+        value = validation_curve([metrics], "last")[0]
+        if self.objective == "best":
+            self.best = value = max(self.best, value)
         self.trial.report(value, metrics.epoch)
         if self.trial.should_prune():
             raise StopTraining(f"pruned after epoch {metrics.epoch} at validation top-1 {value:.2f}")
@@ -205,7 +206,7 @@ def run_study(study: Study, url: str, trials: int, options: RunOptions, executor
     yield from executor.run(jobs, factory)
 
 
-def check_studies(suite_path: str, registry: Any) -> list[Study]:
+def check_studies(suite: Suite, registry: Any) -> list[Study]:
     """The suite's studies, checked, with Optuna present (else one line naming the extra)."""
     optuna_module()
-    return studies(load_suite(suite_path), registry)
+    return studies(suite, registry)

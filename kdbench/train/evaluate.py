@@ -67,16 +67,3 @@ def accuracy(
     model.train(was_training)
     n = images.shape[0]
     return Accuracy(100.0 * int(correct1) / n, 100.0 * int(correct5) / n)
-
-
-def evaluate(
-    model: nn.Module,
-    images: Tensor,
-    labels: Tensor,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    batch_size: int = 1024,
-    mixed_precision: bool = True,
-) -> float:
-    """Top-1 accuracy in percent (see :func:`accuracy`)."""
-    return accuracy(model, images, labels, mean, std, batch_size, mixed_precision).top1

@@ -146,13 +146,13 @@ class DKD(DistillationMethod):
         if step.revise_teacher is not None:  # Label Revision: split the revised distribution (§7)
             q = step.teacher_target(F.softmax(upcast(zt) / self.T, dim=1))
             tckd, nckd = revised_tckd_nckd(zs, q, y, self.T)
-            return LossTerms(sample={"ce": self.ce_weight * cross_entropy_per_sample(zs, y),
-                                     "tckd": ramp * self.alpha * scale * tckd, "nckd": ramp * self.beta * scale * nckd})
+        else:
+            tckd, nckd = tckd_per_sample(zs, zt, y, self.T), nckd_per_sample(zs, zt, y, self.T)
         return LossTerms(
             sample={
                 "ce": self.ce_weight * cross_entropy_per_sample(zs, y),
-                "tckd": ramp * self.alpha * scale * tckd_per_sample(zs, zt, y, self.T),
-                "nckd": ramp * self.beta * scale * nckd_per_sample(zs, zt, y, self.T),
+                "tckd": ramp * self.alpha * scale * tckd,
+                "nckd": ramp * self.beta * scale * nckd,
             }
         )
 
