@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
@@ -54,6 +55,11 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
                    help="batch size of evaluation passes (default: 1024; changes no number)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads per worker (default: torch's; the pool executor splits the cores)")
+    p.add_argument("--loader-workers", type=int, default=4, metavar="N",
+                   help="decoding processes per split of an image folder streamed from disk (default: 4)")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train each run on N DDP processes: GPUs, or gloo processes on a CPU (default: the "
+                   "recipe's devices, else 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -131,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(teval)
     _add_execution(teval)
 
+    export = sub.add_parser("export-folder", help="write a dataset as an image folder (train/<class>/*.png, "
+                            "val/<class>/*.png) for the streaming datasets")
+    export.add_argument("dataset", help="a registered dataset held in memory, e.g. digits")
+    export.add_argument("out", nargs="?", default=None,
+                        help="a new folder (default: <data root>/<dataset>_folder)")
+    export.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset parameter (repeatable), e.g. --param image_size=32")
+    _add_common(export)
+    _add_execution(export)
+
     publish = sub.add_parser("publish", help="copy a suite's finished runs into the published results")
     publish.add_argument("suite", help="a suite name in the run store, or its suite file")
     publish.add_argument("--replace", action="store_true",
@@ -156,9 +172,14 @@ def _options(args: argparse.Namespace, **extra):
         raise KdbenchError(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
     if args.threads is not None and args.threads < 1:
         raise KdbenchError(f"--threads must be at least 1, got {args.threads}")
+    if args.nproc is not None and args.nproc < 1:
+        raise KdbenchError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.loader_workers < 0:
+        raise KdbenchError(f"--loader-workers must be at least 0, got {args.loader_workers}")
     return RunOptions(
         runs_root=str(_runs_root(args)), data_root=args.data_root, download=args.download, device=args.device,
         quiet=args.quiet, eval_batch_size=args.eval_batch_size, threads=args.threads,
+        loader_workers=args.loader_workers, nproc=args.nproc,
         extra_plugin_files=tuple(str(Path(p).resolve()) for p in args.plugin), **extra,
     )
 
@@ -464,6 +485,26 @@ def _teacher_eval(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_export_folder(args: argparse.Namespace, console: Console) -> int:
+    from kdbench.contracts import ImageDataset
+    from kdbench.plan import ComponentRef
+    from kdbench.run import Worker
+    from kdbench.store.image_folder import write_image_folder
+
+    options = replace(_options(args), device="cpu")
+    worker = Worker(options)
+    comp = worker.components.registry.get("dataset", args.dataset)
+    params = comp.resolve(_parse_params(args.param), where=f"dataset {args.dataset}")
+    data = worker.components.dataset(ComponentRef(args.dataset, params, comp.version))
+    if not isinstance(data, ImageDataset):
+        raise KdbenchError(f"{args.dataset} is already an image folder on disk")
+    out = Path(args.out) if args.out else options.data_path / f"{args.dataset}_folder"
+    written = write_image_folder(data, out)
+    console.print(f"wrote {written.train_images} training and {written.val_images} evaluation images "
+                  f"of {written.classes} classes to {written.root}")
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     from kdbench.store import RunStore, publish_suite
     from kdbench.tables import write_suite_tables
@@ -494,7 +535,8 @@ def _write_leaderboard(console: Console, results: Path, metric: str) -> int:
 
 
 COMMANDS = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "tables": cmd_tables, "score": cmd_score,
-            "teacher": cmd_teacher, "publish": cmd_publish, "leaderboard": cmd_leaderboard}
+            "teacher": cmd_teacher, "export-folder": cmd_export_folder, "publish": cmd_publish,
+            "leaderboard": cmd_leaderboard}
 
 
 def one_line(text: str) -> str:

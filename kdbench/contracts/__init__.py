@@ -4,9 +4,9 @@
 
 Hooks (``hookspecs``), and one contract per component kind: methods (``methods``, with the loss
 helpers in ``losses``), data-value estimators (``estimators``), label revisions (``revisions``),
-datasets (``datasets``), models (``models``) and executors (``executors``); the resolved training
-recipe a run trains under (``recipe``); and ``register_folder`` for plugin packages that keep one
-component per module.
+datasets held in memory (``datasets``) or streamed from disk (``streams``), models (``models``) and
+executors (``executors``); the resolved training recipe a run trains under (``recipe``); and
+``register_folder`` for plugin packages that keep one component per module.
 """
 
 from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats, hold_out_validation
@@ -27,9 +27,11 @@ from kdbench.contracts.models import ModelOutput, classifier_of, feature_shapes
 from kdbench.contracts.plugin_folders import register_folder
 from kdbench.contracts.recipe import TrainingRecipe, lr_at_epoch
 from kdbench.contracts.revisions import LabelRevision, one_hot_like
+from kdbench.contracts.streams import BatchStream, StreamedBatch, StreamedDataset, StreamRequest
 
 __all__ = [
     "SCRATCH_METHOD",
+    "BatchStream",
     "CheckpointOutputs",
     "DataValueEstimator",
     "DistillationMethod",
@@ -44,6 +46,9 @@ __all__ = [
     "Scores",
     "ScoringInputs",
     "SplitOutputs",
+    "StreamRequest",
+    "StreamedBatch",
+    "StreamedDataset",
     "StepInputs",
     "TrainingRecipe",
     "batched_crop",

@@ -24,9 +24,11 @@ def lr_at_epoch(base_lr: float, epoch: int, milestones: tuple[int, ...] | list[i
 class TrainingRecipe:
     """SGD with momentum and a step schedule, resolved for one student.
 
-    The last three fields say how to execute, not what to compute, and stay out of the run key: the
-    teacher-output cache in float32 serves the live teacher's logits exactly (docs/methods.md §11), and
-    ``torch.compile`` computes the same function. A float16 cache does change the numbers, so
+    The last four fields say how to execute, not what to compute, and stay out of the run key: the
+    teacher-output cache in float32 serves the live teacher's logits exactly (docs/methods.md §11),
+    ``torch.compile`` computes the same function, and ``devices`` splits the same global batches over DDP
+    processes (numbers move only through BatchNorm's per-process batch statistics; the record says how
+    many processes trained it). A float16 cache does change the numbers, so
     ``teacher_cache_dtype`` enters the key when it is ``float16`` (and only then, so that every key made
     before the cache existed still holds).
     """
@@ -44,6 +46,7 @@ class TrainingRecipe:
     teacher_cache: TeacherCacheMode = "auto"
     teacher_cache_dtype: TeacherCacheDtype = "float32"
     compile: bool = False
+    devices: int = 1  # DDP processes (GPUs) one run trains on; the global batch is ``batch_size`` either way
 
     def lr_at(self, epoch: int) -> float:
         return lr_at_epoch(self.lr, epoch, self.milestones, self.lr_decay)

@@ -37,6 +37,7 @@ class Recipe(BaseModel):
     teacher_cache: TeacherCacheMode = "auto"
     teacher_cache_dtype: TeacherCacheDtype = "float32"
     compile: bool = False  # torch.compile of the student and the loss, CUDA only
+    devices: int = Field(1, ge=1)  # DDP processes per run (GPUs; gloo processes on a CPU), not keyed
 
     @field_validator("teacher_cache", mode="before")
     @classmethod
@@ -69,4 +70,5 @@ class Recipe(BaseModel):
             teacher_cache=self.teacher_cache,
             teacher_cache_dtype=self.teacher_cache_dtype,
             compile=self.compile,
+            devices=self.devices,
         )

@@ -103,7 +103,7 @@ class PairEntry(BaseModel):
 
 
 #: The table layouts a suite may ask for; ``kdbench.tables`` renders each (and tests that it has all).
-TableLayout = Literal["method_pair", "selection", "ablation", "lambda", "eta", "vanilla", "oa_lda"]
+TableLayout = Literal["method_pair", "selection", "ablation", "lambda", "eta", "vanilla", "oa_lda", "imagenet"]
 
 
 class TableOptions(BaseModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from kdbench.contracts import ImageDataset
+from kdbench.contracts import ImageDataset, StreamedDataset
 from kdbench.errors import KdbenchError
 from kdbench.plan.spec import ComponentRef, content_key
 from kdbench.registry import Registry, load_registry
 from kdbench.run.options import RunOptions
 from kdbench.train.evaluate import resolve_device
+from kdbench.train.sources import AnyDataset
 
 
 def seed_everything(seed: int) -> None:
@@ -26,9 +27,10 @@ class Components:
         self.options = options
         self.registry: Registry = load_registry(tuple(plugin_files) + options.extra_plugin_files)
         self.device = resolve_device(options.device)
-        self._datasets: dict[str, ImageDataset] = {}
+        self._datasets: dict[str, AnyDataset] = {}
 
-    def dataset(self, ref: ComponentRef) -> ImageDataset:
+    def dataset(self, ref: ComponentRef) -> AnyDataset:
+        """The dataset of ``ref``: held on the worker's device, or (an image folder) streamed from disk."""
         key = content_key(ref.identity())
         if key not in self._datasets:
             comp = self.registry.get("dataset", ref.name)
@@ -36,7 +38,10 @@ class Components:
                 data = comp.create(ref.params, root=self.options.data_path, download=self.options.download)
             except (TypeError, ValueError, ArithmeticError, MemoryError) as exc:  # a value the loader cannot use
                 raise KdbenchError(f"dataset {ref.name!r} with {ref.params}: {type(exc).__name__}: {exc}") from None
-            self._datasets[key] = data.to(self.device)
+            if not isinstance(data, ImageDataset | StreamedDataset):
+                raise KdbenchError(f"dataset {ref.name!r}: its loader returned {type(data).__name__}, "
+                                   "not an ImageDataset or a StreamedDataset")
+            self._datasets[key] = data.to(self.device) if isinstance(data, ImageDataset) else data
         return self._datasets[key]
 
     def model(self, arch: str, num_classes: int) -> torch.nn.Module:

@@ -25,6 +25,8 @@ class RunOptions:
     extra_plugin_files: tuple[str, ...] = ()
     executor: str = "serial"  # recorded in every record's provenance
     threads: int | None = None  # torch intra-op threads of a worker (None: torch's default)
+    loader_workers: int = 4  # decoding processes per split of a dataset streamed from disk
+    nproc: int | None = None  # DDP processes per run (``--nproc``); None: each run's ``recipe.devices``
 
     @property
     def home_path(self) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kdbench.contracts import DistillationMethod, ImageDataset
+from kdbench.contracts import DistillationMethod, ImageDataset, StreamedDataset
 from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec, content_key
 from kdbench.run.components import Components
@@ -69,11 +69,13 @@ class TeacherOutputs:
         self._loaded: tuple[str, Tensor] | None = None  # the last table served, on the worker's device
 
     def for_run(self, spec: RunSpec, method: DistillationMethod, teacher: nn.Module | None,
-                data: ImageDataset) -> ServedLogits:
+                data: ImageDataset | StreamedDataset) -> ServedLogits:
         if teacher is None or spec.teacher is None or not method.uses_teacher:
             return ServedLogits(None, None)
         if method.needs_features:
             return ServedLogits(None, TeacherCacheRecord(used=False, reason="the method reads the teacher's features"))
+        if isinstance(data, StreamedDataset):
+            return ServedLogits(None, TeacherCacheRecord(used=False, reason="streamed from disk: views are not a grid"))
         mode = spec.recipe.teacher_cache
         if mode == "off":
             return ServedLogits(None, TeacherCacheRecord(used=False, reason="teacher_cache: off"))

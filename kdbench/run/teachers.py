@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from kdbench.contracts import SCRATCH_METHOD, ImageDataset, PairInfo
+from kdbench.contracts import SCRATCH_METHOD, PairInfo
 from kdbench.plan.spec import TeacherSpec
 from kdbench.run.components import Components, seed_everything
 from kdbench.run.environment import environment, git_revision
@@ -16,7 +16,8 @@ from kdbench.run.progress import make_reporter
 from kdbench.store import EpochRecord, TeacherCheckpoint, TeacherRecord, TeacherStore, load_checkpoint
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, TrainOutcome, train
-from kdbench.train.evaluate import accuracy
+from kdbench.train.evaluate import split_accuracy
+from kdbench.train.sources import AnyDataset
 
 TEACHER_CHECKPOINTS = 4  # kept along a harness-trained teacher's training, for TracIn (docs/methods.md §6a)
 
@@ -57,7 +58,8 @@ class Teachers:
             model = self.components.model(spec.arch, data.num_classes)
             load_checkpoint(model, spec.checkpoint, spec.arch)
             model.to(device)
-            measured = accuracy(model, data.test_images, data.test_labels, data.mean, data.std)
+            measured = split_accuracy(model, data, "test", device, batch_size=self.components.options.eval_batch_size,
+                                      loader_workers=self.components.options.loader_workers)
             record = TeacherRecord(key=spec.key, arch=spec.arch, test_top1=measured.top1, test_top5=measured.top5,
                                    checkpoint=spec.checkpoint)
             return LoadedTeacher(model.eval(), record)
@@ -71,7 +73,7 @@ class Teachers:
         load_checkpoint(model, self.store.model_path(spec), spec.arch)
         return LoadedTeacher(model.to(device).eval(), stored)
 
-    def train(self, spec: TeacherSpec, data: ImageDataset) -> LoadedTeacher:
+    def train(self, spec: TeacherSpec, data: AnyDataset) -> LoadedTeacher:
         """Train with plain CE under the teacher recipe, keep TracIn checkpoints, store it by content."""
         assert spec.recipe is not None
         seed_everything(spec.seed)
@@ -80,6 +82,7 @@ class Teachers:
         method.setup(build_method_context(method, model, None, data, PairInfo(spec.arch, None), spec.recipe))
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.components.options.eval_batch_size, checkpoint_every=0,
+                              loader_workers=self.components.options.loader_workers,
                               label=f"teacher {spec.arch}")
         keep = checkpoint_epochs(spec.recipe.epochs, TEACHER_CHECKPOINTS)
         kept: list[TeacherCheckpoint] = []

@@ -20,6 +20,7 @@ from kdbench.contracts import DistillationMethod, PairInfo
 from kdbench.errors import KdbenchError
 from kdbench.plan.spec import RunSpec
 from kdbench.run.components import Components, seed_everything
+from kdbench.run.distributed import train_on_ranks
 from kdbench.run.environment import environment, git_revision
 from kdbench.run.options import RunOptions
 from kdbench.run.progress import ObservedReporter, make_reporter
@@ -37,6 +38,7 @@ from kdbench.store import (
     TeacherStore,
 )
 from kdbench.train.context import build_method_context
+from kdbench.train.distributed import Shard
 from kdbench.train.engine import EngineConfig, EpochMetrics, StopTraining, TrainingDiverged, TrainOutcome, train
 
 
@@ -64,7 +66,7 @@ class Worker:
     """Executes specs in one process; keeps loaded datasets and teachers for the runs it executes."""
 
     def __init__(self, options: RunOptions, plugin_files: tuple[str, ...] = ()) -> None:
-        self.options = options
+        self.options, self.plugin_files = options, tuple(plugin_files)
         if options.threads:
             torch.set_num_threads(options.threads)
         self.components = Components(options, plugin_files)
@@ -103,6 +105,24 @@ class Worker:
         return RunOutcome.of(spec, "finished", record)
 
     def _train(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunRecord:
+        """Train in this process, or on ``processes`` DDP ranks (the teacher and the scores made here first)."""
+        data = self.components.dataset(spec.dataset)
+        teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
+        _, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
+        processes = self.options.nproc or spec.recipe.devices
+        if processes > 1:
+            if observer is not None:
+                raise KdbenchError("a run on several processes cannot report to an epoch observer (a pruned trial): "
+                                   "tune with devices: 1")
+            factory = WorkerFactory(self.options, self.plugin_files)
+            outcome, served = train_on_ranks(factory, self.options, spec, processes)
+        else:
+            outcome, served = self.train_shard(spec, Shard(), observer)
+        return self._record(spec, outcome, teacher, selection, served, processes)
+
+    def train_shard(self, spec: RunSpec, shard: Shard, observer: Callable[[EpochMetrics], None] | None = None
+                    ) -> tuple[TrainOutcome, ServedLogits]:
+        """Train ``spec`` as rank ``shard.rank`` of ``shard.world`` (all of it with one process)."""
         data = self.components.dataset(spec.dataset)
         teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
         seed_everything(spec.seed)
@@ -113,7 +133,7 @@ class Worker:
         pair = PairInfo(spec.student, spec.teacher.arch if spec.teacher else None)
         method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
                                           spec.recipe))
-        supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
+        supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
         reporter = make_reporter(self.options.quiet)
         if observer is not None:
@@ -122,14 +142,15 @@ class Worker:
                               eval_batch_size=self.options.eval_batch_size,
                               mixed_precision=self.options.mixed_precision,
                               checkpoint_every=self.options.checkpoint_every,
+                              loader_workers=self.options.loader_workers, shard=shard,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
         outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
                         teacher_logits=served.source, supervision=supervision,
                         checkpointer=self.store.resume_file(spec), reporter=reporter)
-        return self._record(spec, outcome, teacher, selection, served)
+        return outcome, replace(served, source=None)  # what the record needs; the table stays with the rank
 
     def _record(self, spec: RunSpec, outcome: TrainOutcome, teacher: LoadedTeacher | None,
-                selection: SelectionRecord | None, served: ServedLogits) -> RunRecord:
+                selection: SelectionRecord | None, served: ServedLogits, processes: int) -> RunRecord:
         best = outcome.best
         return RunRecord(
             key=spec.key,
@@ -157,6 +178,7 @@ class Worker:
             finished_at=time.time(),
             teacher_cache=served.record,
             compiled=spec.recipe.compile,
+            processes=processes,
         )
 
 

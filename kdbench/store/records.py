@@ -71,6 +71,7 @@ class EpochRecord(BaseModel):
     val_top1: float | None = None
     test_top5: float | None = None  # since schema 3
     val_top5: float | None = None  # since schema 3
+    unreadable: int | None = None  # streamed images skipped this epoch as undecodable (image folders only)
 
     @model_validator(mode="after")
     def _extras_are_loss_terms(self) -> EpochRecord:
@@ -82,7 +83,7 @@ class EpochRecord(BaseModel):
     @model_serializer(mode="wrap")
     def _without_missing_val(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        for optional in ("val_top1", "test_top5", "val_top5"):
+        for optional in ("val_top1", "test_top5", "val_top5", "unreadable"):
             if data.get(optional) is None:
                 data.pop(optional, None)  # not measured (no validation split, an older record): no field
         return data
@@ -188,6 +189,7 @@ class RunRecord(_Record):
     replaced: list[Replacement] = Field(default_factory=list)
     teacher_cache: TeacherCacheRecord | None = None  # None: no teacher logits (or a record before schema 3)
     compiled: bool = False  # the student and loss ran through torch.compile
+    processes: int = 1  # DDP processes the run trained on (recipe.devices or --nproc)
 
     @model_serializer(mode="wrap")
     def _without_empty_replacements(self, handler: Any) -> dict[str, Any]:
@@ -197,6 +199,8 @@ class RunRecord(_Record):
         for optional in ("teacher_cache", "compiled", "last_top5"):
             if not data.get(optional):
                 data.pop(optional, None)
+        if data.get("processes") == 1:
+            data.pop("processes", None)
         return data
 
     def under(self, spec: RunSpec) -> RunRecord:

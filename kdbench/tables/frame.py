@@ -12,7 +12,7 @@ from kdbench.store import RunRecord, iter_records
 #: The columns of :func:`results_frame`, in order.
 COLUMNS = [
     "suite", "key", "dataset", "label", "method", "method_params", "teacher", "student", "seed", "last_top1",
-    "best_top1", "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds",
+    "best_top1", "last_top5", "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds",
     "ds_estimator", "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
 ]  # fmt: skip
 
@@ -33,6 +33,7 @@ def record_row(record: RunRecord) -> dict[str, object]:
         "seed": record.seed,
         "last_top1": record.last_top1,
         "best_top1": record.best_top1,
+        "last_top5": record.last_top5,
         "teacher_top1": record.teacher_top1,
         "wall_time_s": record.wall_time_s,
         "train_images_per_s": record.train_images_per_s,

@@ -27,6 +27,7 @@ import pandas as pd
 from kdbench.tables.ablation import ablation_table, is_ablation
 from kdbench.tables.cells import Table
 from kdbench.tables.eta_sweep import eta_table
+from kdbench.tables.imagenet import imagenet_table
 from kdbench.tables.lambda_sweep import lambda_table
 from kdbench.tables.method_pair import method_pair_table
 from kdbench.tables.oa_lda import oa_lda_table
@@ -43,6 +44,7 @@ LAYOUTS: dict[str, Callable[..., Table]] = {
     "eta": eta_table,
     "vanilla": vanilla_table,
     "oa_lda": oa_lda_table,
+    "imagenet": imagenet_table,
 }
 
 

@@ -135,6 +135,7 @@ class Batch:
     # The pad-crop-flip parameters applied to each row (None without augmentation): with ``indices`` an
     # exact key for "this sample under this augmentation", which the tests check pixels against.
     augment: AugmentParams | None
+    skipped: int = 0  # files of a streamed batch that could not be decoded and were left out
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -152,6 +153,8 @@ def iterate_batches(
     augment: PadCropFlip | None = None,
     drop_last: bool = False,
     channels_last: bool = False,
+    rank: int = 0,
+    world: int = 1,
 ) -> Iterator[Batch]:
     """Yield normalized (and optionally augmented) batches over one epoch of a split.
 
@@ -160,6 +163,9 @@ def iterate_batches(
     fully determined by the generator's state and does not depend on the device the data lives on.
     ``generator=None`` falls back to torch's global RNG (like ``DataLoader``) and is not reproducible
     unless the caller seeded it. The last partial batch is kept unless ``drop_last``.
+
+    With ``world`` > 1 (DDP), every rank draws the same epoch and keeps rows ``rank, rank + world, ...`` of
+    each global batch of ``batch_size``: together the ranks see exactly what one process would.
     """
     if batch_size < 1:
         raise KdbenchError(f"batch_size must be >= 1, got {batch_size}")
@@ -179,8 +185,9 @@ def iterate_batches(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         end = min(start + batch_size, n)
-        idx = order[start:end]
-        batch_params = params[start:end] if params is not None else None
+        rows = slice(start + rank, end, world)
+        idx = order[rows]
+        batch_params = params[rows] if params is not None else None
         x = images_uint8[idx]
         if augment is not None and batch_params is not None:
             x = augment(x, batch_params)
@@ -188,7 +195,7 @@ def iterate_batches(
             x = x.contiguous(memory_format=torch.channels_last)
         yield Batch(
             images=_normalize_with(x, mean255, std255),
-            labels=labels[label_order[start:end]].to(device),
+            labels=labels[label_order[rows]].to(device),
             indices=idx,
             augment=batch_params,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from kdbench.contracts import DistillationMethod, ImageDataset, MethodContext, PairInfo, TrainingRecipe
+from kdbench.contracts import DistillationMethod, ImageDataset, MethodContext, PairInfo, StreamedDataset, TrainingRecipe
 from kdbench.contracts.models import classifier_of, feature_shapes
 
 
@@ -12,7 +12,7 @@ def build_method_context(
     method: DistillationMethod,
     student: nn.Module,
     teacher: nn.Module | None,
-    data: ImageDataset,
+    data: ImageDataset | StreamedDataset,
     pair: PairInfo,
     recipe: TrainingRecipe,
 ) -> MethodContext:

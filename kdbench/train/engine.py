@@ -22,9 +22,11 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from kdbench.contracts import DistillationMethod, ImageDataset, StepInputs, TrainingRecipe
-from kdbench.train.batches import Batch, iterate_batches, training_augmentation
-from kdbench.train.evaluate import accuracy, autocast
+from kdbench.contracts import DistillationMethod, StepInputs, TrainingRecipe
+from kdbench.train.batches import Batch
+from kdbench.train.distributed import Shard, any_rank, average_gradients, sum_over_ranks, wrap_student
+from kdbench.train.evaluate import Accuracy, autocast, hit_counts
+from kdbench.train.sources import AnyDataset, BatchSource, SourceSettings, open_source
 from kdbench.train.supervision import Supervision
 from kdbench.train.teacher_outputs import LiveTeacher, TeacherLogits
 
@@ -49,6 +51,8 @@ class EngineConfig:
     channels_last: bool = True  # CUDA only
     checkpoint_every: int = 10  # epochs between resume checkpoints (with a checkpointer); 0 disables
     label: str = ""
+    loader_workers: int = 4  # decoding processes of a streamed dataset (ignored for data held on the device)
+    shard: Shard = Shard()  # this process's rank among the DDP processes of one run (set up by the caller)
 
 
 @dataclass
@@ -66,10 +70,11 @@ class EpochMetrics:
     losses: dict[str, float] = field(default_factory=dict)  # per-sample mean of every named loss term
     test_top5: float | None = None
     val_top5: float | None = None
+    unreadable: int | None = None  # streamed images that could not be decoded and were skipped this epoch
 
     def as_dict(self) -> dict[str, Any]:
-        """Flat form: loss terms as ``loss_<name>``; the optional accuracies only when they were measured."""
-        optional = ("val_top1", "test_top5", "val_top5")
+        """Flat form: loss terms as ``loss_<name>``; the optional fields only when they were measured."""
+        optional = ("val_top1", "test_top5", "val_top5", "unreadable")
         flat = {k: v for k, v in asdict(self).items() if k != "losses" and not (k in optional and v is None)}
         return {**flat, **{f"loss_{k}": v for k, v in self.losses.items()}}
 
@@ -131,7 +136,7 @@ class Checkpointer(Protocol):
 def train(
     student: nn.Module,
     method: DistillationMethod,
-    data: ImageDataset,
+    data: AnyDataset,
     config: EngineConfig,
     *,
     teacher: nn.Module | None = None,
@@ -141,44 +146,54 @@ def train(
     reporter: Reporter | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> TrainOutcome:
-    """Train ``student`` with ``method`` (already ``setup``) on ``data`` (already on the device).
+    """Train ``student`` with ``method`` (already ``setup``) on ``data``: an ``ImageDataset`` already on the
+    device, or a ``StreamedDataset`` read from disk (``kdbench.train.sources``), through the same loop.
 
     ``teacher_logits`` serves the teacher's logits to a method that reads nothing else (the teacher-output
     cache); by default, and always for methods that need the teacher's features, the teacher runs live.
     ``supervision`` carries Data Selection's D_t mask and Label Revision. With a ``checkpointer`` the run
-    resumes from its last saved epoch and saves every ``config.checkpoint_every`` epochs.
-    ``on_epoch_end(epoch, student)`` lets the caller keep checkpoints of its own or stop the run.
+    resumes from its last saved epoch and saves every ``config.checkpoint_every`` epochs (rank 0 only).
+    ``on_epoch_end(epoch, student)`` lets the caller keep checkpoints of its own or stop the run. With
+    ``config.shard.world`` > 1 this process is one rank of a DDP run whose process group is already up.
     """
-    recipe, reporter = config.recipe, reporter or SilentReporter()
+    recipe, reporter, shard = config.recipe, reporter or SilentReporter(), config.shard
     memory_format = torch.channels_last if _uses_channels_last(config) else torch.contiguous_format
     _place(student, method, teacher, config.device, memory_format)
     supervision = (supervision or Supervision()).to(config.device)
     optimizer = _optimizer(student, method, recipe)
     outcome, first_epoch = _restore(checkpointer, config.device, student, method, optimizer)
-    nets = _Networks.of(student, teacher, teacher_logits, method, recipe.compile)
-
-    drop_last = recipe.drop_last or method.full_batches_only
-    steps = data.num_train // recipe.batch_size if drop_last else math.ceil(data.num_train / recipe.batch_size)
-    reporter.start(config.label, recipe.epochs, steps, first_epoch)
-    for epoch in range(first_epoch, recipe.epochs + 1):
-        start = time.perf_counter()
-        metrics = _train_epoch(nets, method, data, supervision, optimizer, config, epoch, reporter)
-        test = accuracy(student, data.test_images, data.test_labels, data.mean, data.std,
-                        config.eval_batch_size, config.mixed_precision)
-        metrics.test_top1, metrics.test_top5 = test.top1, test.top5
-        if data.val_images.shape[0]:
-            val = accuracy(student, data.val_images, data.val_labels, data.mean, data.std,
-                           config.eval_batch_size, config.mixed_precision)
-            metrics.val_top1, metrics.val_top5 = val.top1, val.top5
-        outcome.add(metrics, time.perf_counter() - start)
-        reporter.epoch_end(metrics)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, student)
-        every = config.checkpoint_every
-        if checkpointer is not None and every and epoch % every == 0 and epoch < recipe.epochs:
-            checkpointer.save(_state(epoch, student, method, optimizer, outcome))
-    reporter.finish()
+    nets = _Networks.of(wrap_student(student, shard, config.device), teacher, teacher_logits, method, recipe.compile)
+    source = open_source(data, SourceSettings(
+        batch_size=recipe.batch_size, augment=recipe.augment, drop_last=recipe.drop_last or method.full_batches_only,
+        device=config.device, eval_batch_size=config.eval_batch_size, channels_last=_uses_channels_last(config),
+        loader_workers=config.loader_workers, shard=shard))
+    try:
+        reporter.start(config.label, recipe.epochs, source.steps, first_epoch)
+        for epoch in range(first_epoch, recipe.epochs + 1):
+            start = time.perf_counter()
+            metrics = _train_epoch(nets, method, source, supervision, optimizer, config, epoch, reporter)
+            test = _evaluate(student, source, "test", config)
+            metrics.test_top1, metrics.test_top5 = test.top1, test.top5
+            if source.size("val"):
+                val = _evaluate(student, source, "val", config)
+                metrics.val_top1, metrics.val_top5 = val.top1, val.top5
+            outcome.add(metrics, time.perf_counter() - start)
+            reporter.epoch_end(metrics)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, student)
+            every = config.checkpoint_every
+            if checkpointer is not None and shard.writes and every and epoch % every == 0 and epoch < recipe.epochs:
+                checkpointer.save(_state(epoch, student, method, optimizer, outcome))
+        reporter.finish()
+    finally:
+        source.close()
     return outcome
+
+
+def _evaluate(model: nn.Module, source: BatchSource, split: str, config: EngineConfig) -> Accuracy:
+    """Top-1/top-5 on a split; under DDP each rank counts its share and the counts are summed."""
+    counts = hit_counts(model, source.eval_batches(split), config.device, config.mixed_precision)
+    return Accuracy.of_counts(sum_over_ranks(counts, config.shard))
 
 
 def _uses_channels_last(config: EngineConfig) -> bool:
@@ -275,7 +290,7 @@ def _forward(nets: _Networks, method: DistillationMethod, batch: Batch, epoch: i
 def _train_epoch(
     nets: _Networks,
     method: DistillationMethod,
-    data: ImageDataset,
+    source: BatchSource,
     supervision: Supervision,
     optimizer: torch.optim.Optimizer,
     config: EngineConfig,
@@ -291,19 +306,17 @@ def _train_epoch(
     student = nets.student
     student.train()
     method.train()
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     # Epoch metrics and the NaN flag accumulate on the device: no host sync until the epoch ends.
     sums: dict[str, Tensor] = {}
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     finite = torch.ones((), dtype=torch.bool, device=device)
-    seen = 0
+    seen = skipped = 0
     start = time.perf_counter()
-    for batch in iterate_batches(
-        data.train_images, data.train_labels, batch_size=recipe.batch_size, mean=data.mean, std=data.std,
-        shuffle=True, generator=generator, augment=training_augmentation(recipe.augment),
-        drop_last=recipe.drop_last or method.full_batches_only, channels_last=_uses_channels_last(config),
-    ):
+    for batch in source.train_epoch(config.seed, epoch):
+        skipped += batch.skipped
+        if not len(batch):  # every file of a streamed batch was unreadable
+            continue
         with autocast(device, config.mixed_precision):
             step = _forward(nets, method, batch, epoch, supervision)
             terms = nets.loss_terms(step)
@@ -312,6 +325,7 @@ def _train_epoch(
         finite &= torch.isfinite(loss.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(method.parameters(), config.shard)
         optimizer.step()
         n = batch.labels.shape[0]
         seen += n
@@ -320,18 +334,27 @@ def _train_epoch(
         for name, value in logged.items():
             sums[name] = sums.get(name, 0.0) + value.detach().float().mean() * n
         reporter.step()
-    if not bool(finite):  # one sync per epoch; the epoch's later steps computed on garbage and are discarded
+    # one sync per epoch; the epoch's later steps computed on garbage and are discarded
+    if any_rank(not bool(finite), config.shard, device):
         raise TrainingDiverged(f"loss became non-finite in epoch {epoch}")
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    names = sorted(sums)
+    # float64: the float32 sums and the integer counts convert exactly, so one process's numbers are unchanged
+    local = [loss_sum, correct, torch.tensor(seen, device=device), torch.tensor(skipped, device=device),
+             *[sums[k] for k in names]]
+    totals = sum_over_ranks(torch.stack([v.double() for v in local]), config.shard).tolist()
+    loss_total, correct_total, seen, skipped = totals[0], totals[1], int(totals[2]), int(totals[3])
+    sums_total = dict(zip(names, totals[4:], strict=True))
     return EpochMetrics(
         epoch=epoch,
         lr=lr,
-        train_loss=float(loss_sum) / max(seen, 1),
-        train_top1=100.0 * int(correct) / max(seen, 1),
+        train_loss=loss_total / max(seen, 1),
+        train_top1=100.0 * round(correct_total) / max(seen, 1),
         test_top1=float("nan"),
         epoch_time_s=seconds,
         train_images_per_s=seen / seconds if seconds > 0 else float("nan"),
-        losses={k: float(v) / max(seen, 1) for k, v in sums.items()},
+        losses={k: v / max(seen, 1) for k, v in sums_total.items()},
+        unreadable=skipped if source.streamed else None,
     )

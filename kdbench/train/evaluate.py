@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from kdbench.errors import KdbenchError
-from kdbench.train.batches import iterate_batches
+from kdbench.train.batches import Batch, iterate_batches
+from kdbench.train.sources import AnyDataset, SourceSettings, open_source
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` → cuda when torch sees one, else cpu; asking for cuda without one is a user error."""
+    """``auto`` → cuda when torch sees one, else cpu; asking for cuda without one is a user error. A group of
+    GPUs (``cuda:0,1``, given to a run trained on several processes) is its first GPU for everything else."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise KdbenchError(f"--device {name} asked for, but torch sees no CUDA device")
-    return name
+    return name.split(",")[0]
 
 
 def autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager:
@@ -36,7 +39,32 @@ class Accuracy:
     top5: float
 
 
+    @classmethod
+    def of_counts(cls, counts: Tensor) -> Accuracy:
+        """From ``[top-1 hits, top-5 hits, samples]`` (summed over batches, or over DDP ranks)."""
+        hits1, hits5, n = (int(v) for v in counts.tolist())
+        if n == 0:
+            return cls(float("nan"), float("nan"))
+        return cls(100.0 * hits1 / n, 100.0 * hits5 / n)
+
+
 @torch.inference_mode()
+def hit_counts(model: nn.Module, batches: Iterable[Batch], device: str, mixed_precision: bool = True) -> Tensor:
+    """``[top-1 hits, top-5 hits, samples]`` of ``model`` in eval mode over ``batches``, as one int64 tensor
+    on ``device`` (one host sync when the caller reads it); the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    counts = torch.zeros(3, dtype=torch.long, device=device)
+    for batch in batches:
+        with autocast(device, mixed_precision):
+            logits = model(batch.images)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top == batch.labels[:, None]
+        counts += torch.stack([hits[:, 0].sum(), hits.any(dim=1).sum(), torch.tensor(len(batch), device=device)])
+    model.train(was_training)
+    return counts
+
+
 def accuracy(
     model: nn.Module,
     images: Tensor,
@@ -46,24 +74,17 @@ def accuracy(
     batch_size: int = 1024,
     mixed_precision: bool = True,
 ) -> Accuracy:
-    """Top-1 and top-5 accuracy in eval mode, restoring the model's mode afterwards.
+    """Top-1 and top-5 accuracy of ``model`` on images held as a tensor, in eval mode."""
+    batches = iterate_batches(images, labels, batch_size=batch_size, mean=mean, std=std, shuffle=False)
+    return Accuracy.of_counts(hit_counts(model, batches, str(images.device), mixed_precision))
 
-    The counts stay on the device until the end: one host sync per evaluation.
-    """
-    if images.shape[0] == 0:
-        return Accuracy(float("nan"), float("nan"))
-    was_training = model.training
-    model.eval()
-    correct1 = torch.zeros((), dtype=torch.long, device=images.device)
-    correct5 = torch.zeros((), dtype=torch.long, device=images.device)
-    device = str(images.device)
-    for batch in iterate_batches(images, labels, batch_size=batch_size, mean=mean, std=std, shuffle=False):
-        with autocast(device, mixed_precision):
-            logits = model(batch.images)
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits = top == batch.labels[:, None]
-        correct1 += hits[:, 0].sum()
-        correct5 += hits.any(dim=1).sum()
-    model.train(was_training)
-    n = images.shape[0]
-    return Accuracy(100.0 * int(correct1) / n, 100.0 * int(correct5) / n)
+
+def split_accuracy(model: nn.Module, data: AnyDataset, split: str, device: str, *, batch_size: int = 1024,
+                   loader_workers: int = 4, mixed_precision: bool = True) -> Accuracy:
+    """Top-1/top-5 of ``model`` on one split of either kind of dataset (a teacher checked once on load)."""
+    source = open_source(data, SourceSettings(batch_size=batch_size, augment=False, drop_last=False, device=device,
+                                              eval_batch_size=batch_size, loader_workers=loader_workers))
+    try:
+        return Accuracy.of_counts(hit_counts(model, source.eval_batches(split), device, mixed_precision))
+    finally:
+        source.close()

@@ -1,15 +1,17 @@
-"""Image folders read from disk (``<root>/<split>/<class>/<image>``): the scan, the per-image transforms of
-ImageNet-style training and evaluation, and batches that skip an unreadable file and count it.
+"""Image folders read from disk (``<root>/<split>/<class>/<image>``), streamed batch by batch: the scan, the
+per-image transforms of ImageNet-style training and evaluation, and the ``StreamedDataset`` the
+``imagefolder`` and ``imagenet`` datasets return (``kdbench.contracts.streams``).
 
-This is the streaming half of the ``imagefolder`` / ``imagenet`` datasets of issue 12: a
-``torch.utils.data.Dataset`` that decodes with torchvision's image I/O in DataLoader worker processes.
-It is not registered as a dataset yet, because the engine still trains only from ``ImageDataset``
-tensors held on the device (docs/methods.md §1, "ImageNet support is partial").
+Decoding is torchvision's image I/O in DataLoader worker processes, persistent across epochs, with pinned
+memory for GPU runs. Every random crop and flip is drawn from a generator seeded by ``(epoch seed, sample
+index)``, so an epoch is the same whatever the number of workers, the DDP rank or a resume. A file that
+cannot be decoded is left out of its batch and counted; everything wrong with the tree itself (a missing
+folder, an empty class, an empty file) is one line naming the path, before anything trains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from kdbench.contracts import StreamedBatch, StreamedDataset, StreamRequest, hold_out_validation
 from kdbench.errors import KdbenchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -35,6 +38,11 @@ class FolderSplit:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, indices: Sequence[int]) -> FolderSplit:
+        """The samples at ``indices``, in that order (a validation split held out of training)."""
+        return FolderSplit(self.root, self.classes, tuple(self.paths[i] for i in indices),
+                           tuple(self.labels[i] for i in indices))
 
 
 def scan_split(root: str | Path, split: str, classes: Sequence[str] | None = None) -> FolderSplit:
@@ -80,9 +88,17 @@ def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
 
+def sample_seed(epoch_seed: int, index: int) -> int:
+    """The seed of one sample's crop and flip in one epoch: a function of both and of nothing else."""
+    return (epoch_seed * 1_000_003 + index) % (2**63)
+
+
 class FolderImages(Dataset):
     """``(image, label, index)`` per sample, decoded as RGB uint8 and transformed; ``None`` for a file that
-    cannot be decoded (``collate_skipping`` drops it and counts it)."""
+    cannot be decoded (``collate_skipping`` drops it and counts it).
+
+    A key is an index, or ``(index, epoch_seed)``: then the transform's random draws come from a generator
+    seeded by :func:`sample_seed`, inside ``fork_rng`` so the process's own generator is left alone."""
 
     def __init__(self, split: FolderSplit, transform) -> None:
         self.split, self.transform = split, transform
@@ -90,14 +106,19 @@ class FolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int, int] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int, int] | None:
         from torchvision.io import ImageReadMode, decode_image, read_file
 
+        index, epoch_seed = key if isinstance(key, tuple) else (key, None)
         try:
             image = decode_image(read_file(str(self.split.paths[index])), mode=ImageReadMode.RGB)
         except (RuntimeError, ValueError):  # a truncated or foreign file
             return None
-        return self.transform(image), self.split.labels[index], index
+        if epoch_seed is None:
+            return self.transform(image), self.split.labels[index], index
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(epoch_seed, index))
+            return self.transform(image), self.split.labels[index], index
 
 
 @dataclass(frozen=True)
@@ -126,3 +147,98 @@ def loader(images: FolderImages, batch_size: int, *, shuffle: bool, workers: int
     return torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=shuffle, generator=generator,
                                        num_workers=workers, pin_memory=pin_memory, collate_fn=collate_skipping,
                                        persistent_workers=workers > 0)
+
+
+class EpochBatches:
+    """The batch sampler of a stream: this rank's share of every global batch of one epoch, as
+    ``(index, epoch_seed)`` keys. ``seed`` is set before each pass (as ``DistributedSampler.set_epoch``)."""
+
+    def __init__(self, size: int, request: StreamRequest) -> None:
+        self.size, self.request, self.seed = size, request, 0
+
+    def __len__(self) -> int:
+        b = self.request.batch_size
+        return self.size // b if self.request.drop_last else -(-self.size // b)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        r = self.request
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed)) if r.shuffle \
+            else torch.arange(self.size)
+        for start in range(0, len(self) * r.batch_size, r.batch_size):
+            share = order[start:start + r.batch_size][r.rank::r.world].tolist()
+            yield [(i, self.seed) for i in share]
+
+
+class FolderStream:
+    """``BatchStream`` over a ``FolderImages``: one DataLoader whose workers live as long as the stream."""
+
+    def __init__(self, images: FolderImages, request: StreamRequest) -> None:
+        self.sampler = EpochBatches(len(images), request)
+        self.loader = torch.utils.data.DataLoader(
+            images, batch_sampler=self.sampler, num_workers=request.workers, pin_memory=request.pin_memory,
+            collate_fn=collate_skipping, persistent_workers=request.workers > 0)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def epoch(self, seed: int) -> Iterator[StreamedBatch]:
+        self.sampler.seed = seed
+        for batch in self.loader:
+            yield StreamedBatch(batch.images, batch.labels, batch.indices, batch.skipped)
+
+    def close(self) -> None:
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.loader = None
+
+
+class FolderDataset(StreamedDataset):
+    """An image folder as a ``StreamedDataset``: ``train/`` for training (less a validation hold-out),
+    the evaluation folder (``val/``) as the test split."""
+
+    def __init__(self, name: str, splits: dict[str, FolderSplit], image_size: int, mean: Sequence[float],
+                 std: Sequence[float]) -> None:
+        self.name, self.splits = name, splits
+        self.num_classes = len(splits["train"].classes)
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.image_shape = (3, image_size, image_size)
+        self.train_labels = torch.tensor(splits["train"].labels, dtype=torch.int64)
+        self._train = train_transform(image_size, self.mean, self.std)
+        self._eval = eval_transform(image_size, self.mean, self.std)
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split])
+
+    def open(self, split: str, request: StreamRequest) -> FolderStream:
+        if split not in self.splits:
+            raise KdbenchError(f"{self.name}: unknown split {split!r}; expected one of {', '.join(self.splits)}")
+        transform = self._train if request.augment else self._eval
+        return FolderStream(FolderImages(self.splits[split], transform), request)
+
+
+def load_folder(name: str, folder: Path, *, image_size: int, mean: Sequence[float], std: Sequence[float],
+                eval_folder: str, val_fraction: float, split_seed: int) -> FolderDataset:
+    """Scan ``folder`` and hold ``val_fraction`` of its training images out (stratified, as for CIFAR)."""
+    if not 8 <= image_size <= 1024:
+        raise KdbenchError(f"{name}: image_size must be in 8..1024, got {image_size}")
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise KdbenchError(f"{name}: mean and std need 3 values each (std > 0), got {tuple(mean)} / {tuple(std)}")
+    scanned = scan_split(folder, "train")
+    test = scan_split(folder, eval_folder, scanned.classes)
+    labels = torch.tensor(scanned.labels, dtype=torch.int64)
+    positions = torch.arange(len(scanned))
+    train_at, _, val_at, _ = hold_out_validation(positions, labels, val_fraction, split_seed)
+    splits = {"train": scanned.subset(train_at.tolist()), "val": scanned.subset(val_at.tolist()), "test": test}
+    return FolderDataset(name, splits, image_size, mean, std)
+
+
+def resolve_folder(name: str, root: Path | str | None, path: str, download: bool) -> Path:
+    """``path`` as given when absolute, else under the data root; image folders are never downloaded."""
+    if download:
+        raise KdbenchError(f"{name}: image folders cannot be downloaded; put train/<class>/* and val/<class>/* "
+                           f"under {Path(root or '.') / path}")
+    if not path:
+        raise KdbenchError(f"{name}: say which folder with the parameter path (absolute, or under --data-root)")
+    given = Path(path).expanduser()
+    return given if given.is_absolute() else Path(root or ".") / given

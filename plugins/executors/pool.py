@@ -3,7 +3,9 @@
 Each slot is its own single-process pool (``concurrent.futures`` with the spawn start method), pinned to
 a device and a number of torch threads. A job whose process dies (an exception outside the run, an
 out-of-memory kill, a signal) is reported as crashed; only that slot's pool is replaced and the other
-slots go on. A GPU holds ``runs_per_device`` slots, so several small CIFAR runs share one GPU.
+slots go on. A GPU holds ``runs_per_device`` slots, so several small CIFAR runs share one GPU; with
+``devices_per_run`` > 1 a slot holds a group of GPUs instead (``cuda:0,1``), over which a run trained on
+several processes (``recipe.devices``, ``--nproc``) spreads its ranks.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _start(make_worker: Callable[..., Any], device: str, threads: int) -> None:
     if device.startswith("cuda:"):
         import torch
 
-        torch.cuda.set_device(int(device.split(":")[1]))
+        torch.cuda.set_device(int(device.split(":")[1].split(",")[0]))  # a group's first GPU
     _PROCESS["worker"] = make_worker(device=device, threads=threads, quiet=True)
 
 
@@ -42,14 +44,17 @@ class PoolExecutor:
     """Runs in parallel in local processes: ``devices`` GPU ids (or a count), on CPU the number of workers."""
 
     def __init__(self, devices: int | list[int] | None = None, runs_per_device: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, devices_per_run: int = 1) -> None:
         if isinstance(devices, int) and devices < 1 or isinstance(devices, list) and not devices:
             raise KdbenchError(f"pool: devices must be a positive count or a list of GPU ids, got {devices!r}")
         if runs_per_device is not None and runs_per_device < 1:
             raise KdbenchError(f"pool: runs_per_device must be at least 1, got {runs_per_device}")
         if threads is not None and threads < 1:
             raise KdbenchError(f"pool: threads must be at least 1, got {threads}")
+        if devices_per_run < 1:
+            raise KdbenchError(f"pool: devices_per_run must be at least 1, got {devices_per_run}")
         self.devices, self.runs_per_device, self.threads = devices, runs_per_device, threads
+        self.devices_per_run = devices_per_run
 
     def slots(self) -> list[tuple[str, int]]:
         """(device, torch threads) of every worker process."""
@@ -62,11 +67,21 @@ class PoolExecutor:
                 self.devices if self.devices is not None else list(range(count)))
             if any(not 0 <= i < count for i in ids):
                 raise KdbenchError(f"pool: GPU ids {ids} asked for, but torch sees {count} GPU(s)")
-            slots = [f"cuda:{i}" for i in ids for _ in range(self.runs_per_device or self._packing(i))]
+            if self.devices_per_run > 1:
+                slots = self.gpu_groups(ids)
+            else:
+                slots = [f"cuda:{i}" for i in ids for _ in range(self.runs_per_device or self._packing(i))]
         else:
             workers = self.devices if isinstance(self.devices, int) else len(self.devices or []) or cores
             slots = ["cpu"] * workers
         return [(device, self.threads or max(1, cores // len(slots))) for device in slots]
+
+    def gpu_groups(self, ids: list[int]) -> list[str]:
+        """One slot per ``devices_per_run`` GPUs: ``cuda:0,1``, ``cuda:2,3``, ... (left-over GPUs stay idle)."""
+        k = self.devices_per_run
+        if len(ids) < k:
+            raise KdbenchError(f"pool: devices_per_run {k} needs at least {k} GPUs, got {ids}")
+        return ["cuda:" + ",".join(str(i) for i in ids[g:g + k]) for g in range(0, len(ids) - k + 1, k)]
 
     @staticmethod
     def _packing(gpu: int) -> int:

@@ -1,5 +1,6 @@
 """Ray: one task per job on a local Ray instance or an existing cluster (``address``). On GPUs a task asks
-for ``1 / runs_per_device`` of one, so Ray packs small runs several to a GPU."""
+for ``1 / runs_per_device`` of one, so Ray packs small runs several to a GPU, or for ``gpus_per_run`` whole
+GPUs, which a run trained on several processes (``recipe.devices``, ``--nproc``) spreads its ranks over."""
 
 from __future__ import annotations
 
@@ -25,13 +26,20 @@ class RayExecutor:
     """Ray tasks; ``address`` joins a running cluster, otherwise a local instance is started for the suite."""
 
     def __init__(self, address: str | None = None, runs_per_device: int = 1, cpus_per_run: float = 1.0,
-                 threads: int | None = None, num_cpus: int | None = None) -> None:
+                 threads: int | None = None, num_cpus: int | None = None, gpus_per_run: int = 1) -> None:
         self.ray = require("ray", "ray")
-        if runs_per_device < 1 or cpus_per_run <= 0:
-            raise KdbenchError("ray: runs_per_device must be at least 1 and cpus_per_run positive")
+        if runs_per_device < 1 or cpus_per_run <= 0 or gpus_per_run < 1:
+            raise KdbenchError("ray: runs_per_device and gpus_per_run must be at least 1 and cpus_per_run positive")
+        if gpus_per_run > 1 and runs_per_device > 1:
+            raise KdbenchError("ray: a run on several GPUs (gpus_per_run > 1) cannot share them (runs_per_device 1)")
+        self.gpus_per_run = gpus_per_run
         self.address, self.runs_per_device, self.cpus_per_run = address, runs_per_device, cpus_per_run
         self.threads = threads or max(1, int(cpus_per_run))
         self.num_cpus = num_cpus
+
+    def gpu_share(self) -> float:
+        """GPUs one task asks Ray for: whole ones for a multi-GPU run, else a slice of one."""
+        return float(self.gpus_per_run) if self.gpus_per_run > 1 else 1.0 / self.runs_per_device
 
     def run(self, jobs: Sequence[Job], make_worker: Callable[..., Any]) -> Iterator[Any]:
         if not jobs:
@@ -44,7 +52,7 @@ class RayExecutor:
         try:
             gpus = ray.cluster_resources().get("GPU", 0)
             task = ray.remote(_execute).options(num_cpus=self.cpus_per_run, max_retries=0,
-                                                num_gpus=1.0 / self.runs_per_device if gpus else 0)
+                                                num_gpus=self.gpu_share() if gpus else 0)
             pending = {task.remote(make_worker, job, self.threads): job for job in jobs}
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)

@@ -1,0 +1,87 @@
+"""One run over several processes (DDP): spawn the ranks, give each its device, bring back rank 0's record.
+
+The worker that owns a run prepares everything the ranks only read — the teacher (trained and stored if
+needed), the Data Selection scores, a teacher-output table — so that no two ranks compute the same thing.
+Then it starts ``world`` processes (spawn); each rebuilds a worker from the same plain options, joins the
+process group (NCCL on GPUs, gloo on CPU) through a rendezvous file, and trains its shard of every global
+batch. Rank 0 alone saves resume checkpoints and writes the outcome, which the owning worker turns into
+the run's record; a killed DDP run resumes from rank 0's last checkpoint like any other run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdbench.errors import KdbenchError
+from kdbench.plan.spec import RunSpec
+from kdbench.run.options import RunOptions
+from kdbench.train.distributed import Shard
+
+RESULT_FILE = "rank0.pt"
+
+
+@dataclass(frozen=True)
+class RankPlacement:
+    """Where one rank runs: its device, its torch threads, and the process-group backend."""
+
+    device: str
+    threads: int | None
+    backend: str
+
+
+def placement(device: str, rank: int, world: int, threads: int | None) -> RankPlacement:
+    """``cuda`` (or ``cuda:0,1,...``, a group an executor gave the run) puts rank r on the r-th GPU; on a CPU
+    the ranks share the cores (the worker's threads divided among them)."""
+    if device.startswith("cuda"):
+        given = device.partition(":")[2]
+        ids = [int(i) for i in given.split(",")] if given else list(range(torch.cuda.device_count()))
+        if len(ids) < world:
+            raise KdbenchError(f"a run on {world} processes needs {world} GPUs, but it was given {len(ids)} ({device})")
+        return RankPlacement(f"cuda:{ids[rank]}", threads, "nccl")
+    cores = threads or os.cpu_count() or 1
+    return RankPlacement("cpu", max(1, cores // world), "gloo")
+
+
+def _rank_main(rank: int, make_worker: Callable[..., Any], options: RunOptions, spec: RunSpec, world: int,
+               rendezvous: str) -> None:
+    """One rank: join the group, train its shard with a worker of its own, rank 0 saves the outcome."""
+    import torch.distributed as dist
+
+    where = placement(options.device, rank, world, options.threads)
+    if where.device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(where.device))
+    dist.init_process_group(where.backend, init_method=f"file://{rendezvous}/group", rank=rank, world_size=world)
+    try:
+        worker = make_worker(device=where.device, threads=where.threads, quiet=options.quiet or rank > 0)
+        outcome, served = worker.train_shard(spec, Shard(rank, world))
+        if rank == 0:
+            torch.save({"outcome": outcome, "served": served}, Path(rendezvous) / RESULT_FILE)
+    finally:
+        dist.destroy_process_group()
+
+
+def train_on_ranks(make_worker: Callable[..., Any], options: RunOptions, spec: RunSpec, world: int):
+    """Train ``spec`` on ``world`` processes and return rank 0's ``(TrainOutcome, ServedLogits)``.
+    ``make_worker(device=, threads=, quiet=)`` builds each rank's worker (a picklable ``WorkerFactory``).
+
+    A rank that raises stops the others; its error is raised here, as one process's would be."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="kdbench-ddp-") as rendezvous:
+        try:
+            mp.start_processes(_rank_main, args=(make_worker, options, spec, world, rendezvous), nprocs=world,
+                               join=True, start_method="spawn")
+        except mp.ProcessRaisedException as exc:  # the rank's traceback is in the message
+            last = str(exc).strip().splitlines()[-1]
+            if last.startswith("kdbench.errors.KdbenchError: "):  # a user error stays one line and exit 2
+                raise KdbenchError(last.partition(": ")[2]) from None
+            raise RuntimeError(f"a rank of the {world}-process run failed: {last}") from exc
+        result = torch.load(Path(rendezvous) / RESULT_FILE, weights_only=False)
+    return result["outcome"], result["served"]
