@@ -4,7 +4,8 @@
 
 Hooks (``hookspecs``), and one contract per component kind: methods (``methods``, with the loss
 helpers in ``losses``), data-value estimators (``estimators``), label revisions (``revisions``),
-datasets (``datasets``), models (``models``) and executors (``executors``); the resolved training
+datasets (``datasets``), models (``models``), executors (``executors``) and experiment-tracker loggers
+(``loggers``); the resolved training
 recipe a run trains under (``recipe``); and ``register_folder`` for plugin packages that keep one
 component per module.
 """
@@ -13,6 +14,7 @@ from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats
 from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
 from kdbench.contracts.executors import Executor, Job, require
 from kdbench.contracts.hookspecs import hookimpl
+from kdbench.contracts.loggers import EpochLog, FinalLog, RunInfo, RunLogger, require_extra, safe_name
 from kdbench.contracts.losses import cross_entropy_per_sample, kl_from_target, kl_per_sample, upcast
 from kdbench.contracts.methods import (
     SCRATCH_METHOD,
@@ -33,7 +35,9 @@ __all__ = [
     "CheckpointOutputs",
     "DataValueEstimator",
     "DistillationMethod",
+    "EpochLog",
     "Executor",
+    "FinalLog",
     "ImageDataset",
     "Job",
     "LabelRevision",
@@ -41,6 +45,8 @@ __all__ = [
     "MethodContext",
     "ModelOutput",
     "PairInfo",
+    "RunInfo",
+    "RunLogger",
     "Scores",
     "ScoringInputs",
     "SplitOutputs",
@@ -60,5 +66,7 @@ __all__ = [
     "one_hot_like",
     "register_folder",
     "require",
+    "require_extra",
+    "safe_name",
     "upcast",
 ]

@@ -21,6 +21,7 @@ from kdbench.errors import KdbenchError
 from kdbench.plan.spec import RunSpec
 from kdbench.run.components import Components, seed_everything
 from kdbench.run.environment import environment, git_revision
+from kdbench.run.loggers import RunLoggers, run_info
 from kdbench.run.options import RunOptions
 from kdbench.run.progress import ObservedReporter, make_reporter
 from kdbench.run.scoring import Scorer
@@ -103,8 +104,9 @@ class Worker:
         return RunOutcome.of(spec, "finished", record)
 
     def _train(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunRecord:
+        """Train, and show the loggers every epoch and the record (they never change either)."""
         data = self.components.dataset(spec.dataset)
-        teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
+        teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
         seed_everything(spec.seed)
         student = self.components.model(spec.student, data.num_classes)
         method: DistillationMethod = self.components.registry.get("method", spec.method.name).factory(
@@ -115,18 +117,22 @@ class Worker:
                                           spec.recipe))
         supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
-        reporter = make_reporter(self.options.quiet)
-        if observer is not None:
-            reporter = ObservedReporter(reporter, observer)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
                               mixed_precision=self.options.mixed_precision,
                               checkpoint_every=self.options.checkpoint_every,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
-        outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
-                        teacher_logits=served.source, supervision=supervision,
-                        checkpointer=self.store.resume_file(spec), reporter=reporter)
-        return self._record(spec, outcome, teacher, selection, served)
+        info = run_info(spec, served.record.used if served.record else None)
+        with RunLoggers.open(self.options.loggers, self.components.registry, self.options.runs_root, info) as logs:
+            reporter = ObservedReporter(make_reporter(self.options.quiet), logs.epoch)
+            if observer is not None:
+                reporter = ObservedReporter(reporter, observer)  # after the loggers: a pruned epoch is logged
+            outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
+                            teacher_logits=served.source, supervision=supervision,
+                            checkpointer=self.store.resume_file(spec), reporter=reporter)
+            record = self._record(spec, outcome, teacher, selection, served)
+            logs.finish(record)
+        return record
 
     def _record(self, spec: RunSpec, outcome: TrainOutcome, teacher: LoadedTeacher | None,
                 selection: SelectionRecord | None, served: ServedLogits) -> RunRecord:
