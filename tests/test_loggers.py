@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -242,3 +243,58 @@ def test_a_missing_extra_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, n
     assert main(["run", str(write_suite(tmp_path)), "--dry-run", "--runs", str(tmp_path / "r"), "--log", name]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"kdbench: error: logger {name!r} needs {module}: pip install 'kdbench[{name}]'"]
+
+
+def test_a_failing_logger_changes_no_number(tmp_path):
+    (tmp_path / "trackers.py").write_text(textwrap.dedent(LOGGERS_PLUGIN))
+    numbers = []
+    for name, args in (("plain", []), ("logged", ["--log", "broken", "--log", "notes"])):
+        assert main(["run", str(write_suite(tmp_path, pairs=[{"student": "resnet8"}], methods=["ce"])), "--quiet",
+                     "--threads", "1", "--runs", str(tmp_path / name), "--results", str(tmp_path / "none"),
+                     "--plugin", str(tmp_path / "trackers.py"), *args]) == 0
+        record = stored(tmp_path / name)
+        numbers.append((record["key"], [{k: v for k, v in m.items() if k not in ("epoch_time_s", "train_images_per_s")}
+                                        for m in record["metrics"]]))
+    assert numbers[0] == numbers[1]
+
+
+class Recorder:
+    """A logger that notes its calls and fails in the ones it is told to."""
+
+    def __init__(self, calls: list, fail_in: str = "") -> None:
+        self.calls, self.fail_in = calls, fail_in
+
+    def __getattr__(self, method: str):
+        def call(*args):
+            self.calls.append(method)
+            if method == self.fail_in:
+                raise ConnectionError("tracking server is down")
+        return call
+
+
+def test_the_guard_drops_a_failing_logger_and_logs_resumed_epochs_at_finish():
+    from kdbench.contracts import RunInfo
+    from kdbench.run.loggers import RunLoggers
+    from kdbench.store.records import EpochRecord
+    from kdbench.train.engine import EpochMetrics
+
+    info = RunInfo(kind="run", suite="s", label="kd", pair="a → b", seed=0, key="k", method="kd", student="b",
+                   teacher="a", dataset="digits", revision=False, selection=True, spec={"seed": 0})
+    healthy, failing = [], []
+    logs = RunLoggers([("ok", Recorder(healthy)), ("down", Recorder(failing, fail_in="start"))], info)
+    with pytest.warns(UserWarning, match=r"logger 'down' failed in start\(\) for kd a → b seed 0 \(ConnectionError"):
+        logs.start()
+    assert logs.names == ["ok"] and failing == ["start", "close"]  # dropped, and released
+    epoch2 = EpochMetrics(epoch=2, lr=0.1, train_loss=1.0, train_top1=50.0, test_top1=40.0, epoch_time_s=1.0,
+                          train_images_per_s=10.0, losses={"kd": 0.5})
+    logs.epoch(epoch2)  # epoch 1 ran in an earlier process, before a resume
+
+    class Record(pydantic.BaseModel):
+        metrics: list[EpochRecord]
+        best_top1: float
+
+    logs.finish(Record(metrics=[EpochRecord.model_validate({**epoch2.as_dict(), "epoch": 1}),
+                                EpochRecord.model_validate(epoch2.as_dict())], best_top1=40.0))
+    logs.close()
+    assert healthy == ["start", "epoch", "epoch", "finish", "close"]
+    assert logs.names == []

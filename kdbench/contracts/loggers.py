@@ -53,7 +53,9 @@ class RunInfo:
     @property
     def group(self) -> str:
         """A suite's students share one group; its teachers get their own, beside them."""
-        return self.suite if self.kind == "run" else f"{self.suite}.teachers"
+        if self.kind == "run":
+            return self.suite
+        return f"{self.suite}.teachers" if self.suite else "teachers"  # a teacher trained outside a suite
 
     @property
     def name(self) -> str:

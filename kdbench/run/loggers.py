@@ -68,8 +68,11 @@ class RunLoggers:
             except Exception as exc:  # an unknown name or a missing extra on this node too
                 _warn(ref.name, "could not be built", exc, info)
         loggers = cls(built, info)
-        loggers._call("start", info)
+        loggers.start()
         return loggers
+
+    def start(self) -> None:
+        self._call("start", self.info)
 
     def __enter__(self) -> RunLoggers:
         return self
