@@ -63,6 +63,14 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_logging(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", action="append", default=None, metavar="NAME",
+                   help="log every run to an experiment tracker: tensorboard, wandb, mlflow (repeatable; default: "
+                   "the suite's loggers:, else none; --log none for none)")
+    p.add_argument("--log-param", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="logger parameter (repeatable), e.g. --log-param wandb.mode=offline")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdbench", description="Knowledge-distillation benchmark harness.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="executor parameter (repeatable), e.g. --param devices=2")
     run.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                      help="epochs between resume checkpoints (0: none)")
+    _add_logging(run)
     _add_common(run)
     _add_execution(run)
     _add_results(run)
@@ -96,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="executor parameter")
     tune.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                       help="epochs between resume checkpoints (0: none)")
+    _add_logging(tune)
     _add_common(tune)
     _add_execution(tune)
     _add_results(tune)
@@ -219,7 +229,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     plan, registry = _plan(args)
     store = RunStore(_runs_root(args))
     name, executor = _executor(args, plan.suite, registry)
-    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every, executor=name)
+    options = _options(args, force=args.force, checkpoint_every=args.checkpoint_every, executor=name,
+                       loggers=_loggers(args, plan.suite, registry))
     if args.dry_run:
         todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
@@ -264,6 +275,31 @@ def _executor(args: argparse.Namespace, suite, registry) -> tuple[str, object]:
     return name, comp.create(params, where, runs_root=str(_runs_root(args)))
 
 
+def _loggers(args: argparse.Namespace, suite, registry) -> tuple:
+    """The loggers: ``--log`` over the suite's ``loggers:`` (a name the suite lists keeps its parameters there),
+    ``--log-param`` on top; none by default. Each is built once here, so a bad one fails before any run."""
+    from kdbench.run.loggers import check_loggers
+    from kdbench.run.options import LoggerRef
+
+    listed = {entry.name: (i, entry) for i, entry in enumerate(suite.config.loggers)}
+    names = list(dict.fromkeys(args.log if args.log is not None else listed))
+    names = [] if names == ["none"] else names
+    given: dict[str, dict[str, object]] = {}
+    for key, value in _parse_params(args.log_param, "--log-param", "NAME.KEY=VALUE").items():
+        name, dot, param = key.partition(".")
+        if not dot or not param or name not in names:
+            raise KdbenchError(f"--log-param {key}=...: expected NAME.KEY=VALUE for a chosen logger "
+                               f"({', '.join(names) or 'none is chosen; add --log NAME'})")
+        given.setdefault(name, {})[param] = value
+    refs, places = [], []
+    for name in names:
+        index, entry = listed.get(name, (None, None))
+        refs.append(LoggerRef(name, {**(entry.params if entry else {}), **given.get(name, {})}))
+        places.append(suite.where("loggers", index) if entry is not None and name not in given else "--log")
+    check_loggers(refs, registry, str(_runs_root(args)), lambda i: places[i])
+    return tuple(refs)
+
+
 def cmd_tune(args: argparse.Namespace, console: Console) -> int:
     from kdbench.plan import load_suite
     from kdbench.registry import load_registry
@@ -282,7 +318,8 @@ def cmd_tune(args: argparse.Namespace, console: Console) -> int:
         if not chosen:
             raise KdbenchError(f"--study {args.study}: the suite has no study of that name or label")
     name, executor = _executor(args, suite, registry)
-    options = _options(args, checkpoint_every=args.checkpoint_every, executor=name)
+    options = _options(args, checkpoint_every=args.checkpoint_every, executor=name,
+                       loggers=_loggers(args, suite, registry))
     factory = WorkerFactory(options, suite.plugin_files)
     store = RunStore(_runs_root(args))
     failed = 0
@@ -397,14 +434,14 @@ def cmd_tables(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _parse_params(items: list[str]) -> dict[str, object]:
+def _parse_params(items: list[str], option: str = "--param", form: str = "KEY=VALUE") -> dict[str, object]:
     import yaml
 
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise KdbenchError(f"--param expects KEY=VALUE, got {item!r}")
+            raise KdbenchError(f"{option} expects {form}, got {item!r}")
         params[key] = yaml.safe_load(value)
     return params
 

@@ -14,6 +14,7 @@ BUILTIN = {
     "method": {"ce", "kd", "mse_kd"},
     "dataset": {"digits", "synthetic", "cifar10", "cifar100"},
     "executor": {"serial"},
+    "logger": {"tensorboard", "wandb", "mlflow"},
 }
 
 THIRD_PARTY_METHOD = """

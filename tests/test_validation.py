@@ -39,6 +39,8 @@ def suite_with(kind: str, name: str, params: dict) -> dict:
         suite["methods"] = [{"name": "kd", "selection": {"estimator": name, "params": params}}]
     elif kind == "revision":
         suite["methods"] = [{"name": "kd", "revision": {"name": name, "params": params}}]
+    elif kind == "logger":
+        suite["loggers"] = [{"name": name, "params": params}]
     else:
         raise AssertionError(kind)
     return suite

@@ -4,15 +4,16 @@
 
 Hooks (``hookspecs``), and one contract per component kind: methods (``methods``, with the loss
 helpers in ``losses``), data-value estimators (``estimators``), label revisions (``revisions``),
-datasets held in memory (``datasets``) or streamed from disk (``streams``), models (``models``) and
-executors (``executors``); the resolved training recipe a run trains under (``recipe``); and
-``register_folder`` for plugin packages that keep one component per module.
+datasets held in memory (``datasets``) or streamed from disk (``streams``), models (``models``),
+executors (``executors``) and experiment-tracker loggers (``loggers``); the resolved training recipe a run
+trains under (``recipe``); and ``register_folder`` for plugin packages that keep one component per module.
 """
 
 from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats, hold_out_validation
 from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
 from kdbench.contracts.executors import Executor, Job, require
 from kdbench.contracts.hookspecs import hookimpl
+from kdbench.contracts.loggers import EpochLog, FinalLog, RunInfo, RunLogger, require_extra, safe_name
 from kdbench.contracts.losses import cross_entropy_per_sample, kl_from_target, kl_per_sample, upcast
 from kdbench.contracts.methods import (
     SCRATCH_METHOD,
@@ -35,7 +36,9 @@ __all__ = [
     "CheckpointOutputs",
     "DataValueEstimator",
     "DistillationMethod",
+    "EpochLog",
     "Executor",
+    "FinalLog",
     "ImageDataset",
     "Job",
     "LabelRevision",
@@ -43,6 +46,8 @@ __all__ = [
     "MethodContext",
     "ModelOutput",
     "PairInfo",
+    "RunInfo",
+    "RunLogger",
     "Scores",
     "ScoringInputs",
     "SplitOutputs",
@@ -65,5 +70,7 @@ __all__ = [
     "one_hot_like",
     "register_folder",
     "require",
+    "require_extra",
+    "safe_name",
     "upcast",
 ]

@@ -51,6 +51,11 @@ def kdbench_register_executors(register):
     """Register executors: ``factory(**params)`` with ``.run(specs, make_worker) -> iterator of outcomes``."""
 
 
+@hookspec
+def kdbench_register_loggers(register):
+    """Register experiment-tracker loggers: ``factory(runs_root, **params)`` → a ``kdbench.contracts.RunLogger``."""
+
+
 #: Hook name → the component kind it registers.
 HOOK_KINDS: dict[str, str] = {
     "kdbench_register_methods": "method",
@@ -59,6 +64,7 @@ HOOK_KINDS: dict[str, str] = {
     "kdbench_register_models": "model",
     "kdbench_register_datasets": "dataset",
     "kdbench_register_executors": "executor",
+    "kdbench_register_loggers": "logger",
 }
 
 #: The component kinds, in the order ``kdbench list`` shows them.

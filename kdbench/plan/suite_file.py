@@ -130,6 +130,7 @@ class SuiteFile(BaseModel):
     table: TableOptions = Field(default_factory=TableOptions)
     executor: ComponentEntry | None = None  # how the runs are spread (``kdbench run --executor`` overrides it)
     tune: list[StudyEntry] = Field(default_factory=list)  # hyperparameter searches (``kdbench tune``)
+    loggers: list[ComponentEntry] = Field(default_factory=list)  # experiment trackers (``kdbench run --log``)
 
     _as_mapping = field_validator("dataset", "executor", mode="before")(_name_or_mapping)
     _tune_as_list = field_validator("tune", mode="before")(studies_as_list)
@@ -140,6 +141,12 @@ class SuiteFile(BaseModel):
         if value is not None and not _SUITE_NAME.match(value):
             raise ValueError("a suite name may use letters, digits, '_', '.' and '-' only (it names a directory)")
         return value
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _loggers_as_mappings(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, str | dict) else value
+        return [_name_or_mapping(v) for v in value] if isinstance(value, list) else value
 
     @field_validator("methods", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ CONTEXT_PARAMETERS: Mapping[str, frozenset[str]] = {
     "model": frozenset({"num_classes"}),
     "dataset": frozenset({"root", "download"}),
     "executor": frozenset({"runs_root"}),  # where an executor keeps its logs (the run store)
+    "logger": frozenset({"runs_root"}),  # where a logger keeps its local files (the run store)
 }
 
 REQUIRED = inspect.Parameter.empty

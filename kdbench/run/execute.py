@@ -36,10 +36,10 @@ def runs_to_do(plan: Plan, options: RunOptions) -> list[RunSpec]:
     return [r for r in plan.runs if options.force or not store.is_done(r)]
 
 
-def teacher_jobs(todo: list[RunSpec], options: RunOptions) -> list[TeacherJob]:
+def teacher_jobs(todo: list[RunSpec], options: RunOptions, suite: str = "") -> list[TeacherJob]:
     """Harness-trained teachers of the remaining runs that the teacher store does not have yet."""
     store = TeacherStore(options.home_path)
-    return [TeacherJob(t) for t in teachers_of(todo) if t.checkpoint is None and store.record(t) is None]
+    return [TeacherJob(t, suite) for t in teachers_of(todo) if t.checkpoint is None and store.record(t) is None]
 
 
 def score_jobs(todo: list[RunSpec], options: RunOptions) -> list[ScoreJob]:
@@ -74,7 +74,7 @@ def execute_plan(plan: Plan, options: RunOptions, executor: Executor) -> Iterato
         checker = factory()
         for tspec in external:
             checker.teachers.get(tspec)
-    yield from _wave(executor, teacher_jobs(todo, options), factory)
+    yield from _wave(executor, teacher_jobs(todo, options, plan.suite.name), factory)
     yield from _wave(executor, score_jobs(todo, options), factory)
     store = RunStore(options.runs_root)
     for outcome in executor.run([RunJob(spec) for spec in plan.runs], factory):

@@ -18,6 +18,7 @@ class TeacherJob:
     """Train a teacher (or find it trained) and store it by content."""
 
     spec: TeacherSpec
+    suite: str = ""  # the suite that needs it: where loggers group its training
 
     @property
     def label(self) -> str:
@@ -25,7 +26,7 @@ class TeacherJob:
 
     def execute(self, worker: Worker) -> RunOutcome:
         try:
-            record = worker.teachers.get(self.spec).record
+            record = worker.teachers.get(self.spec, self.suite).record
         except TrainingDiverged as exc:
             return self.crashed(f"TrainingDiverged: {exc}")
         return RunOutcome(self.spec.key, self.label, self.spec.arch, None, "finished", kind="teacher",

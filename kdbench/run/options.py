@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from kdbench.plan.spec import canonical_json
 from kdbench.store import kdbench_home
+
+
+@dataclass(frozen=True)
+class LoggerRef:
+    """A logger chosen for a command (``--log``, a suite's ``loggers:``): its name and checked parameters.
+    Plain data, so it travels to every worker, which builds its own logger from it for each run."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # params is a mapping; executors key their per-process workers by factory
+        return hash((self.name, canonical_json(dict(self.params))))
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,7 @@ class RunOptions:
     threads: int | None = None  # torch intra-op threads of a worker (None: torch's default)
     loader_workers: int = 4  # decoding processes per split of a dataset streamed from disk
     nproc: int | None = None  # DDP processes per run (``--nproc``); None: each run's ``recipe.devices``
+    loggers: tuple[LoggerRef, ...] = ()  # experiment trackers every run and teacher reports to (none by default)
 
     @property
     def home_path(self) -> Path:

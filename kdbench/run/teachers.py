@@ -12,7 +12,8 @@ from kdbench.contracts import SCRATCH_METHOD, PairInfo
 from kdbench.plan.spec import TeacherSpec
 from kdbench.run.components import Components, seed_everything
 from kdbench.run.environment import environment, git_revision
-from kdbench.run.progress import make_reporter
+from kdbench.run.loggers import RunLoggers, teacher_info
+from kdbench.run.progress import ObservedReporter, make_reporter
 from kdbench.store import EpochRecord, TeacherCheckpoint, TeacherRecord, TeacherStore, load_checkpoint
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, TrainOutcome, train
@@ -46,12 +47,13 @@ class Teachers:
         self.quiet = quiet
         self._loaded: dict[str, LoadedTeacher] = {}
 
-    def get(self, spec: TeacherSpec) -> LoadedTeacher:
+    def get(self, spec: TeacherSpec, suite: str = "") -> LoadedTeacher:
+        """The teacher; ``suite`` (the one that needs it) names the loggers' group if it is trained now."""
         if spec.key not in self._loaded:
-            self._loaded[spec.key] = self._obtain(spec)
+            self._loaded[spec.key] = self._obtain(spec, suite)
         return self._loaded[spec.key]
 
-    def _obtain(self, spec: TeacherSpec) -> LoadedTeacher:
+    def _obtain(self, spec: TeacherSpec, suite: str) -> LoadedTeacher:
         data = self.components.dataset(spec.dataset)
         device = self.components.device
         if spec.checkpoint is not None:
@@ -68,13 +70,14 @@ class Teachers:
             with self.store.lock(spec):  # another process may be training it: wait, then reuse it
                 stored = self.store.record(spec)
                 if stored is None:
-                    return self.train(spec, data)
+                    return self.train(spec, data, suite)
         model = self.components.model(spec.arch, data.num_classes)
         load_checkpoint(model, self.store.model_path(spec), spec.arch)
         return LoadedTeacher(model.to(device).eval(), stored)
 
-    def train(self, spec: TeacherSpec, data: AnyDataset) -> LoadedTeacher:
-        """Train with plain CE under the teacher recipe, keep TracIn checkpoints, store it by content."""
+    def train(self, spec: TeacherSpec, data: AnyDataset, suite: str = "") -> LoadedTeacher:
+        """Train with plain CE under the teacher recipe, keep TracIn checkpoints, store it by content; the
+        command's loggers watch it as they watch student runs."""
         assert spec.recipe is not None
         seed_everything(spec.seed)
         model = self.components.model(spec.arch, data.num_classes)
@@ -92,8 +95,18 @@ class Teachers:
                 name = self.store.save_checkpoint(spec, epoch, student)
                 kept.append(TeacherCheckpoint(epoch=epoch, lr=spec.recipe.lr_at(epoch), file=name))
 
-        outcome = train(model, method, data, config, reporter=make_reporter(self.quiet), on_epoch_end=keep_checkpoint)
-        record = TeacherRecord(
+        options = self.components.options
+        with RunLoggers.open(options.loggers, self.components.registry, options.runs_root,
+                             teacher_info(spec, suite)) as logs:
+            reporter = ObservedReporter(make_reporter(self.quiet), logs.epoch)
+            outcome = train(model, method, data, config, reporter=reporter, on_epoch_end=keep_checkpoint)
+            record = self._record(spec, outcome, kept)
+            logs.finish(record)
+        self.store.save(spec, model, record)
+        return LoadedTeacher(model.eval(), record)
+
+    def _record(self, spec: TeacherSpec, outcome: TrainOutcome, kept: list[TeacherCheckpoint]) -> TeacherRecord:
+        return TeacherRecord(
             key=spec.key,
             arch=spec.arch,
             test_top1=outcome.last_top1,
@@ -107,8 +120,6 @@ class Teachers:
             spec=spec,
             saved_at=time.time(),
         )
-        self.store.save(spec, model, record)
-        return LoadedTeacher(model.eval(), record)
 
     def checkpoints(self, spec: TeacherSpec, num_classes: int) -> list[tuple[int, float, nn.Module]]:
         """(epoch, lr, model) of every checkpoint kept while the harness trained this teacher."""

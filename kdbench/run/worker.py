@@ -22,6 +22,7 @@ from kdbench.plan.spec import RunSpec
 from kdbench.run.components import Components, seed_everything
 from kdbench.run.distributed import train_on_ranks
 from kdbench.run.environment import environment, git_revision
+from kdbench.run.loggers import RunLoggers, run_info
 from kdbench.run.options import RunOptions
 from kdbench.run.progress import ObservedReporter, make_reporter
 from kdbench.run.scoring import Scorer
@@ -105,26 +106,33 @@ class Worker:
         return RunOutcome.of(spec, "finished", record)
 
     def _train(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunRecord:
-        """Train in this process, or on ``processes`` DDP ranks (the teacher and the scores made here first)."""
+        """Train in this process, or on ``processes`` DDP ranks (the teacher and the scores made here first);
+        the loggers see every epoch and the record, and never change either."""
         data = self.components.dataset(spec.dataset)
-        teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
+        teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
         _, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
         processes = self.options.nproc or spec.recipe.devices
-        if processes > 1:
-            if observer is not None:
-                raise KdbenchError("a run on several processes cannot report to an epoch observer (a pruned trial): "
-                                   "tune with devices: 1")
-            factory = WorkerFactory(self.options, self.plugin_files)
-            outcome, served = train_on_ranks(factory, self.options, spec, processes)
-        else:
-            outcome, served = self.train_shard(spec, Shard(), observer)
-        return self._record(spec, outcome, teacher, selection, served, processes)
+        refs, registry = self.options.loggers, self.components.registry
+        with RunLoggers.open(refs, registry, self.options.runs_root, run_info(spec, None), start=False) as logs:
+            if processes > 1:
+                if observer is not None:
+                    raise KdbenchError("a run on several processes cannot report to an epoch observer (a pruned "
+                                       "trial): tune with devices: 1")
+                logs.start()  # the ranks' epochs reach the loggers with the record
+                factory = WorkerFactory(self.options, self.plugin_files)
+                outcome, served = train_on_ranks(factory, self.options, spec, processes)
+            else:
+                outcome, served = self.train_shard(spec, Shard(), observer, logs)
+            record = self._record(spec, outcome, teacher, selection, served, processes)
+            logs.finish(record)
+        return record
 
-    def train_shard(self, spec: RunSpec, shard: Shard, observer: Callable[[EpochMetrics], None] | None = None
-                    ) -> tuple[TrainOutcome, ServedLogits]:
-        """Train ``spec`` as rank ``shard.rank`` of ``shard.world`` (all of it with one process)."""
+    def train_shard(self, spec: RunSpec, shard: Shard, observer: Callable[[EpochMetrics], None] | None = None,
+                    logs: RunLoggers | None = None) -> tuple[TrainOutcome, ServedLogits]:
+        """Train ``spec`` as rank ``shard.rank`` of ``shard.world`` (all of it with one process); ``logs`` are
+        started once the run knows where its teacher logits come from, and see every epoch."""
         data = self.components.dataset(spec.dataset)
-        teacher = self.teachers.get(spec.teacher) if spec.teacher is not None else None
+        teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
         seed_everything(spec.seed)
         student = self.components.model(spec.student, data.num_classes)
         method: DistillationMethod = self.components.registry.get("method", spec.method.name).factory(
@@ -135,15 +143,19 @@ class Worker:
                                           spec.recipe))
         supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
-        reporter = make_reporter(self.options.quiet)
-        if observer is not None:
-            reporter = ObservedReporter(reporter, observer)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
                               mixed_precision=self.options.mixed_precision,
                               checkpoint_every=self.options.checkpoint_every,
                               loader_workers=self.options.loader_workers, shard=shard,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
+        reporter = make_reporter(self.options.quiet)
+        if logs is not None:
+            logs.info = replace(logs.info, teacher_cache=served.record.used if served.record else None)
+            logs.start()
+            reporter = ObservedReporter(reporter, logs.epoch)
+        if observer is not None:
+            reporter = ObservedReporter(reporter, observer)  # after the loggers: a pruned epoch is logged
         outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
                         teacher_logits=served.source, supervision=supervision,
                         checkpointer=self.store.resume_file(spec), reporter=reporter)

@@ -1,0 +1,10 @@
+"""Built-in loggers: the experiment trackers KD researchers already watch their runs in."""
+
+from __future__ import annotations
+
+from kdbench.contracts import hookimpl, register_folder
+
+
+@hookimpl
+def kdbench_register_loggers(register):
+    register_folder(__name__, "kdbench_register_loggers", register)
