@@ -1,5 +1,6 @@
-"""Images/s of the image-folder loader: JPEG decode + RandomResizedCrop(224) + flip + normalise, in 1 and 2
-DataLoader worker processes, on a generated ImageNet-shaped folder (no training: the loader alone).
+"""Images/s of the image-folder stream the engine trains from: JPEG decode + RandomResizedCrop(224) + flip +
+normalise (each sample's crop seeded by epoch and index), in 1 and 2 DataLoader worker processes, on a
+generated ImageNet-shaped folder (no training: the loader alone).
 
     python benchmarks/stream_loader.py                      # 512 JPEGs of 375×500, batch 64
     python benchmarks/stream_loader.py --images 2048 --workers 1 2 4 8
@@ -16,14 +17,8 @@ from pathlib import Path
 import torch
 from torchvision.io import encode_jpeg
 
-from kdbench_plugins.datasets._imagefolder import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    FolderImages,
-    loader,
-    scan_split,
-    train_transform,
-)
+from kdbench.contracts import StreamRequest
+from kdbench_plugins.datasets.imagefolder import load_imagefolder
 
 
 def write_folder(root: Path, images: int, classes: int, height: int, width: int) -> None:
@@ -49,15 +44,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_folder(root, args.images, args.classes, 375, 500)
-        split = scan_split(root, "train")
-        images = FolderImages(split, train_transform(224, IMAGENET_MEAN, IMAGENET_STD))
+        (root / "val").mkdir()
+        for folder in (root / "train").iterdir():  # the dataset needs an evaluation split: one image a class
+            (root / "val" / folder.name).mkdir()
+            first = sorted(folder.iterdir())[0]
+            (root / "val" / folder.name / first.name).write_bytes(first.read_bytes())
+        data = load_imagefolder(path=str(root))
         for workers in args.workers:
-            batches = loader(images, args.batch_size, shuffle=True, workers=workers)
-            for _ in batches:  # the first pass starts the workers and warms the page cache
+            stream = data.open("train", StreamRequest(batch_size=args.batch_size, shuffle=True, augment=True,
+                                                      workers=workers))
+            for _ in stream.epoch(0):  # the first pass starts the workers and warms the page cache
                 pass
             start = time.perf_counter()
-            seen = sum(len(b.labels) for b in batches)
+            seen = sum(len(b.labels) for b in stream.epoch(1))
             figures[f"images_per_s_{workers}_workers"] = round(seen / (time.perf_counter() - start), 1)
+            stream.close()
     for key, value in figures.items():
         print(f"{key:28s} {value}")
     print(json.dumps(figures))

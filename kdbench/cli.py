@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score a suite's training set with a data-value estimator")
     score.add_argument("suite", help="suite YAML file: its dataset and the teacher of --pair")
     score.add_argument("--pair", type=int, default=0, help="index of the pair whose teacher scores (default 0)")
-    score.add_argument("--estimator", default="influence")
+    score.add_argument("--estimator", action="append", default=None, metavar="NAME",
+                       help="estimator (repeatable; 'all': every one the dataset can feed; default influence); "
+                       "on a dataset with label noise, also how well each one flags the flipped labels")
     score.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="estimator parameter (repeatable), e.g. --param solver=ekfac")
     score.add_argument("--out", default=None, metavar="DIR", help="default: <runs>/scores/<suite>/")
@@ -447,35 +449,83 @@ def _parse_params(items: list[str], option: str = "--param", form: str = "KEY=VA
 
 
 def cmd_score(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.plan import ComponentRef, resolve_estimator
     from kdbench.run import Worker
-    from kdbench.tables.score_report import write_score_report
 
     plan, registry = _plan(args)
     teachers = {s.order[0]: s.teacher for s in plan.runs if s.teacher is not None}
     if args.pair not in teachers:
         raise KdbenchError(f"{plan.suite.path}: pair {args.pair} has no teacher to score with")
     tspec = teachers[args.pair]
-    comp = registry.get("estimator", args.estimator)
-    params, _ = resolve_estimator(comp, _parse_params(args.param), 0, f"--estimator {args.estimator} --param")
+    names = _estimator_names(args.estimator or ["influence"], registry, tspec.dataset.params)
+    if len(names) > 1 and args.param:
+        raise KdbenchError("--param goes with one --estimator; give each estimator its own kdbench score call")
     worker = Worker(_options(args), plan.suite.plugin_files)
-    start = time.perf_counter()
-    stored = worker.scorer.scores(tspec, ComponentRef(args.estimator, params, comp.version))
-    elapsed = time.perf_counter() - start
     out = Path(args.out) if args.out else _runs_root(args) / "scores" / plan.suite.name
-    stem = f"{args.estimator}-{tspec.arch}-{stored.key}"
+    flipped = getattr(worker.components.dataset(tspec.dataset), "train_flipped", None)
+    detections = []
+    for name in names:
+        stored, suspect_when = _score_one(args, console, worker, registry, plan.suite.name, tspec, name, out)
+        if flipped is not None:
+            from kdbench.run.scoring import detection_of
+
+            detections.append(detection_of(name, stored, flipped, suspect_when))
+    if detections:
+        _write_detection(console, detections, tspec, plan.suite.name, out)
+    return 0
+
+
+def _estimator_names(given: list[str], registry, dataset_params: dict) -> list[str]:
+    """The estimators asked for; ``all`` is every registered one that this dataset can feed (those that need
+    a validation split only with a ``val_fraction``)."""
+    if given != ["all"]:
+        for name in given:
+            registry.get("estimator", name)
+        return list(dict.fromkeys(given))
+    has_val = bool(dataset_params.get("val_fraction"))
+    return [name for name in registry.names("estimator")
+            if has_val or not getattr(registry.get("estimator", name).factory, "needs_validation", False)]
+
+
+def _score_one(args: argparse.Namespace, console: Console, worker, registry, suite: str, tspec, name: str,
+               out: Path):
+    """Score with one estimator (from the cache when it has them), write its CSV and histogram, say so."""
+    from kdbench.plan import ComponentRef, resolve_estimator
+    from kdbench.tables.score_report import write_score_report
+
+    comp = registry.get("estimator", name)
+    params, _ = resolve_estimator(comp, _parse_params(args.param), 0, f"--estimator {name} --param")
+    start = time.perf_counter()
+    stored = worker.scorer.scores(tspec, ComponentRef(name, params, comp.version))
+    elapsed = time.perf_counter() - start
+    stem = f"{name}-{tspec.arch}-{stored.key}"
     settings = ", ".join(f"{k}={v}" for k, v in {**params, **stored.info}.items())
-    caption = f"{plan.suite.name}: {stored.values.shape[0]} training samples scored on teacher {tspec.arch}; {settings}"
-    paths = write_score_report(stored, out, stem, f"{args.estimator} scores, {tspec.arch}", caption)
+    caption = f"{suite}: {stored.values.shape[0]} training samples scored on teacher {tspec.arch}; {settings}"
+    paths = write_score_report(stored, out, stem, f"{name} scores, {tspec.arch}", caption)
     direction = "higher" if stored.higher_to_teacher else "lower"
     console.print(
-        f"{args.estimator} scored {stored.values.shape[0]} samples in {stored.seconds:.2f} s "
+        f"{name} scored {stored.values.shape[0]} samples in {stored.seconds:.2f} s "
         f"(this call {elapsed:.2f} s, teacher and features included); {direction} scores go to the teacher"
     )
     if stored.info:
         console.print(f"settings used: {stored.info}", markup=False, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return stored, getattr(comp.factory, "suspect_when", "high")
+
+
+def _write_detection(console: Console, detections: list, tspec, suite: str, out: Path) -> None:
+    """The noise-detection table of the estimators scored here (Markdown and CSV beside the scores)."""
+    from kdbench.store import write_outputs
+    from kdbench.tables.detection import detection_table
+
+    noise = tspec.dataset.label_noise
+    caption = (f"{suite}: flagging the {noise.kind} label noise (rate {noise.rate}, seed {noise.seed}) of the "
+               f"training set with each estimator's scores on teacher {tspec.arch}")
+    table = detection_table(detections, caption)
+    stem = f"detection-{tspec.arch}-{tspec.key}"
+    paths = write_outputs(out, {f"{stem}.md": table.markdown.encode(),
+                                f"{stem}.csv": table.tidy.to_csv(index=False).encode()})
+    console.print(table.markdown, markup=False, highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
 def cmd_teacher(args: argparse.Namespace, console: Console) -> int:
@@ -505,7 +555,7 @@ def cmd_teacher(args: argparse.Namespace, console: Console) -> int:
 
 
 def _teacher_eval(args: argparse.Namespace, console: Console) -> int:
-    from kdbench.plan import ComponentRef, TeacherSpec, file_sha256
+    from kdbench.plan import DatasetRef, TeacherSpec, file_sha256
     from kdbench.run import Worker
 
     worker = Worker(_options(args))
@@ -515,7 +565,7 @@ def _teacher_eval(args: argparse.Namespace, console: Console) -> int:
     if not ckpt.is_file():
         raise KdbenchError(f"checkpoint not found: {ckpt}")
     arch = registry.get("model", args.arch)
-    tspec = TeacherSpec(args.arch, arch.version, ComponentRef(args.dataset, comp.resolve({}), comp.version), None, 0,
+    tspec = TeacherSpec(args.arch, arch.version, DatasetRef(args.dataset, comp.resolve({}), comp.version), None, 0,
                         str(ckpt), file_sha256(ckpt))
     record = worker.teachers.get(tspec).record
     console.print(f"{args.arch} from {ckpt}: test top-1 {record.test_top1:.2f} on {args.dataset}")
@@ -524,7 +574,7 @@ def _teacher_eval(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_export_folder(args: argparse.Namespace, console: Console) -> int:
     from kdbench.contracts import ImageDataset
-    from kdbench.plan import ComponentRef
+    from kdbench.plan import DatasetRef
     from kdbench.run import Worker
     from kdbench.store.image_folder import write_image_folder
 
@@ -532,7 +582,7 @@ def cmd_export_folder(args: argparse.Namespace, console: Console) -> int:
     worker = Worker(options)
     comp = worker.components.registry.get("dataset", args.dataset)
     params = comp.resolve(_parse_params(args.param), where=f"dataset {args.dataset}")
-    data = worker.components.dataset(ComponentRef(args.dataset, params, comp.version))
+    data = worker.components.dataset(DatasetRef(args.dataset, params, comp.version))
     if not isinstance(data, ImageDataset):
         raise KdbenchError(f"{args.dataset} is already an image folder on disk")
     out = Path(args.out) if args.out else options.data_path / f"{args.dataset}_folder"

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from kdbench.contracts import TrainingRecipe
-from kdbench.plan import ComponentRef, RunSpec, TeacherSpec
+from kdbench.plan import ComponentRef, DatasetRef, RunSpec, TeacherSpec
 from kdbench.store import Environment, EpochRecord, RunRecord
 
 RECIPE = TrainingRecipe(epochs=1, batch_size=32, lr=0.05, milestones=(), lr_decay=0.1, momentum=0.9,
                         weight_decay=5e-4, nesterov=False, augment=True, drop_last=False)
-DATASET = ComponentRef("digits", {"image_size": 8}, "1")
+DATASET = DatasetRef("digits", {"image_size": 8}, "1")
 ENVIRONMENT = Environment(python="3.11", platform="test", torch="test", kdbench="0.1.0", device="cpu", host="testhost",
                           device_name="test CPU", executor="serial")
 
 
 def make_spec(label: str, method: str, teacher: str | None, student: str, seed: int, *, suite: str = "s",
-              order: tuple[int, int] = (0, 0), **fields) -> RunSpec:
-    tspec = TeacherSpec(teacher, "1", DATASET, RECIPE, 0) if teacher else None
+              order: tuple[int, int] = (0, 0), dataset: DatasetRef = DATASET, **fields) -> RunSpec:
+    tspec = TeacherSpec(teacher, "1", dataset, RECIPE, 0) if teacher else None
     return RunSpec(suite=suite, label=label, method=ComponentRef(method, {}, "1"), student=student,
-                   student_version="1", dataset=DATASET, recipe=RECIPE, seed=seed, teacher=tspec, order=order,
+                   student_version="1", dataset=dataset, recipe=RECIPE, seed=seed, teacher=tspec, order=order,
                    **fields)
 
 

@@ -273,14 +273,18 @@ def test_layouts_registry_and_unknown_metric():
     from typing import get_args
 
     from kdbench.plan import TableLayout
+    from kdbench.tables.estimators import estimators_table
     from kdbench.tables.imagenet import imagenet_table
     from kdbench.tables.method_pair import method_pair_table
+    from kdbench.tables.noise import noise_table
     from kdbench.tables.oa_lda import oa_lda_table
+    from kdbench.tables.teachers import teachers_table
     from kdbench.tables.vanilla import vanilla_table
 
     assert LAYOUTS == {"selection": selection_table, "ablation": ablation_table, "lambda": lambda_table,
                        "eta": eta_table, "method_pair": method_pair_table, "vanilla": vanilla_table,
-                       "oa_lda": oa_lda_table, "imagenet": imagenet_table}
+                       "oa_lda": oa_lda_table, "imagenet": imagenet_table, "noise": noise_table,
+                       "estimators": estimators_table, "teachers": teachers_table}
     assert set(LAYOUTS) == set(get_args(TableLayout))  # every layout a suite may name has its renderer
     with pytest.raises(ValueError, match="metric"):
         selection_table(selection_frame(), metric="median")

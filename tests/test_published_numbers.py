@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from kdbench.plan import ComponentRef, RevisionSpec, SelectionSpec
+from kdbench.plan import ComponentRef, DatasetRef, RevisionSpec, SelectionSpec
 from kdbench.registry import load_registry
 from kdbench.store import RunStore
 from kdbench.tables import write_suite_tables
@@ -64,7 +64,7 @@ def test_the_published_numbers_are_complete_and_name_real_components():
 
 def cifar_record(store, label, method, seed, acc, teacher="resnet32x4", student="resnet8x4", **fields):
     spec = make_spec(label, method, teacher, student, seed, suite="cifar", **fields)
-    spec = type(spec)(**{**spec.__dict__, "dataset": ComponentRef("cifar100", {}, "1")})
+    spec = type(spec)(**{**spec.__dict__, "dataset": DatasetRef("cifar100", {}, "1")})
     store.write_record(spec, make_record(spec, acc, acc, teacher_top1=79.0).model_copy(update={"dataset": "cifar100"}))
 
 

@@ -16,7 +16,7 @@ from kdbench.cli import main
 from kdbench.contracts import PairInfo
 from kdbench.errors import KdbenchWarning
 from kdbench.plan import Recipe
-from kdbench.plan.spec import ComponentRef, RunSpec, TeacherSpec, content_key
+from kdbench.plan.spec import ComponentRef, DatasetRef, RunSpec, TeacherSpec, content_key
 from kdbench.run.components import Components
 from kdbench.run.options import RunOptions
 from kdbench.run.teacher_outputs import TeacherOutputs
@@ -144,7 +144,7 @@ def test_compile_wraps_the_student_and_the_loss(data, monkeypatch):
 # -- keys ---------------------------------------------------------------------------------------------------
 
 def run_spec(dataset=SYNTHETIC, teacher_seed=0, **recipe) -> RunSpec:
-    ref = ComponentRef("synthetic", dict(dataset), "1")
+    ref = DatasetRef("synthetic", dict(dataset), "1")
     resolved = Recipe(epochs=1, batch_size=16, milestones=(), **recipe).resolved("resnet8")
     teacher = TeacherSpec("resnet8", "1", ref, resolved, teacher_seed)
     return RunSpec("s", "kd", ComponentRef("kd", {"T": 4.0}), "resnet8", "1", ref, resolved, 0, teacher=teacher)

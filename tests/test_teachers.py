@@ -7,7 +7,7 @@ import torch
 
 from kdbench.contracts import TrainingRecipe
 from kdbench.errors import KdbenchError
-from kdbench.plan import ComponentRef, TeacherSpec
+from kdbench.plan import DatasetRef, TeacherSpec
 from kdbench.run import RunOptions, Worker
 from kdbench.store import TeacherStore, load_checkpoint
 from tests.zoo import CIFAR_MODELS
@@ -46,7 +46,7 @@ def test_checkpoint_that_does_not_fit_is_one_line(tmp_path):
 
 
 def tiny_teacher_spec(epochs=1):
-    dataset = ComponentRef("synthetic", {"num_train": 64, "num_test": 32, "num_classes": 4, "image_size": 8})
+    dataset = DatasetRef("synthetic", {"num_train": 64, "num_test": 32, "num_classes": 4, "image_size": 8})
     recipe = TrainingRecipe(epochs=epochs, batch_size=32, lr=0.05, milestones=(), lr_decay=0.1, momentum=0.9,
                             weight_decay=5e-4, nesterov=False, augment=True, drop_last=False)
     return TeacherSpec("resnet8", "1", dataset, recipe, seed=0)

@@ -40,6 +40,12 @@ class ImageDataset:
     test_labels: Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # Optional facts a loader may know: the superclass of every class (CIFAR-100's 20 coarse labels), which
+    # label noise of kind "superclass" needs; and, once the harness put label noise in (docs/methods.md §12),
+    # which training and validation samples carry a flipped label (bool masks; None: clean labels).
+    superclasses: tuple[int, ...] | None = None
+    train_flipped: Tensor | None = None
+    val_flipped: Tensor | None = None
 
     def __post_init__(self) -> None:
         # Loaders are the only producers; these checks catch a loader bug at construction time

@@ -67,6 +67,9 @@ class DataValueEstimator:
 
     # Does a higher score mean "send this sample to the teacher" (into D_t)?
     higher_to_teacher: ClassVar[bool] = True
+    # Which end of the score a wrongly labelled sample is expected at, when the scores are read as a noise
+    # detector (``kdbench score`` on a dataset with label noise, docs/methods.md §12): "high" or "low".
+    suspect_when: ClassVar[str] = "high"
     needs_validation: ClassVar[bool] = False
     needs_checkpoints: ClassVar[bool] = False
 

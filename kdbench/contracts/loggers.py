@@ -62,7 +62,7 @@ class RunInfo:
         """Suite, label, pair and seed, in characters any file system and tracker accepts."""
         parts = [self.label, f"{self.teacher}-{self.student}" if self.teacher else self.student, f"seed{self.seed}"]
         if self.kind == "teacher":
-            parts = ["teacher", self.student, f"seed{self.seed}"]
+            parts = [self.label, self.student, f"seed{self.seed}"]  # "teacher", or "teacher @0.2 ... noise"
         return "__".join(safe_name(p) for p in parts)
 
     def tags(self) -> list[str]:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from kdbench.contracts.methods import PairInfo
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
-from kdbench.plan.spec import ComponentRef, RevisionSpec, RunSpec, SelectionSpec, TeacherSpec
+from kdbench.plan.spec import ComponentRef, DatasetRef, LabelNoise, RevisionSpec, RunSpec, SelectionSpec, TeacherSpec
 from kdbench.plan.suite_file import MethodEntry, Suite
 from kdbench.plan.weights import missing_file_message, weights_location
 from kdbench.registry import Component, Registry
@@ -62,14 +62,23 @@ def expand(suite: Suite, registry: Registry) -> Plan:
     """Validate names and parameters against the registry and build the cross product."""
     cfg = suite.config
     dataset_comp = registry.get_at(suite.where("dataset", "name"), "dataset", cfg.dataset.name)
-    dataset = ComponentRef(
-        cfg.dataset.name,
-        dataset_comp.resolve(cfg.dataset.params, lambda k: suite.where("dataset", "params", k)),
-        dataset_comp.version,
-    )
+    params = dataset_comp.resolve(cfg.dataset.params, lambda k: suite.where("dataset", "params", k))
+    noise = cfg.label_noise
+    datasets = [DatasetRef(cfg.dataset.name, params, dataset_comp.version,
+                           LabelNoise(rate, noise.kind, noise.seed) if noise and rate > 0 else None)
+                for rate in (noise.rates if noise else [0.0])]
     teachers_recipe = teacher_recipe(suite)
-
     teachers: dict[str, TeacherSpec] = {}
+    runs: dict[str, RunSpec] = {}
+    for dataset in datasets:  # one per label-noise rate (one without noise)
+        _expand_dataset(suite, registry, dataset, teachers_recipe, teachers, runs)
+    return Plan(suite=suite, teachers=list(teachers.values()), runs=_with_teacher_passes(list(runs.values()), registry))
+
+
+def _expand_dataset(suite: Suite, registry: Registry, dataset: DatasetRef, teachers_recipe: Recipe,
+                    teachers: dict[str, TeacherSpec], runs: dict[str, RunSpec]) -> None:
+    """The teachers and runs of every pair × method × seed on one dataset (one label-noise rate)."""
+    cfg = suite.config
     pair_teachers: list[TeacherSpec | None] = []
     for i, pair in enumerate(cfg.pairs):
         registry.get_at(suite.where("pairs", i, "student"), "model", pair.student)
@@ -99,7 +108,6 @@ def expand(suite: Suite, registry: Registry) -> Plan:
             teachers.setdefault(tspec.key, tspec)
         pair_teachers.append(tspec)
 
-    runs: dict[str, RunSpec] = {}
     for seed in cfg.seeds:
         for i, pair in enumerate(cfg.pairs):
             for j, entry in enumerate(cfg.methods):
@@ -127,7 +135,6 @@ def expand(suite: Suite, registry: Registry) -> Plan:
                     order=(i, j),
                 )
                 runs.setdefault(spec.key, spec)
-    return Plan(suite=suite, teachers=list(teachers.values()), runs=_with_teacher_passes(list(runs.values()), registry))
 
 
 def _with_teacher_passes(runs: list[RunSpec], registry: Registry) -> list[RunSpec]:

@@ -21,6 +21,7 @@ from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
 SPEC_FORMAT = 1  # bump when the meaning of a key changes
 
 SelectionOrder = Literal["highest", "lowest", "random"]
+NoiseKind = Literal["symmetric", "pairflip", "superclass"]
 Reduction = Literal["mean", "sum"]
 
 
@@ -46,6 +47,41 @@ class ComponentRef:
     @classmethod
     def from_identity(cls, d: dict[str, Any]) -> ComponentRef:
         return cls(name=d["name"], params=dict(d.get("params") or {}), version=str(d.get("version", "1")))
+
+
+@dataclass(frozen=True)
+class LabelNoise:
+    """Wrong training (and validation) labels, on purpose (docs/methods.md §12): ``rate`` of them flipped by
+    ``kind`` with ``seed``. Part of the dataset's identity, so teachers, scores and runs are keyed by it."""
+
+    rate: float
+    kind: NoiseKind = "symmetric"
+    seed: int = 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"rate": self.rate, "kind": self.kind, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class DatasetRef(ComponentRef):
+    """A dataset by name and parameters, with the label noise put into it (None or rate 0: clean labels,
+    and then the same identity, and keys, as before label noise existed)."""
+
+    label_noise: LabelNoise | None = None
+
+    @property
+    def noisy(self) -> bool:
+        return self.label_noise is not None and self.label_noise.rate > 0
+
+    def identity(self) -> dict[str, Any]:
+        base = super().identity()
+        return {**base, "label_noise": self.label_noise.identity()} if self.noisy else base
+
+    @classmethod
+    def from_identity(cls, d: dict[str, Any]) -> DatasetRef:
+        noise = d.get("label_noise")
+        return cls(name=d["name"], params=dict(d.get("params") or {}), version=str(d.get("version", "1")),
+                   label_noise=LabelNoise(**noise) if noise else None)
 
 
 @dataclass(frozen=True)
@@ -99,7 +135,7 @@ class TeacherSpec:
 
     arch: str
     arch_version: str
-    dataset: ComponentRef
+    dataset: DatasetRef
     recipe: TrainingRecipe | None  # None for a checkpoint: its training is not ours to describe
     seed: int
     checkpoint: str | None = None  # path of an external checkpoint; then ``fingerprint`` is its sha256
@@ -136,7 +172,7 @@ class TeacherSpec:
         return cls(
             arch=d["arch"],
             arch_version=d["arch_version"],
-            dataset=ComponentRef.from_identity(d["dataset"]),
+            dataset=DatasetRef.from_identity(d["dataset"]),
             recipe=TrainingRecipe.from_identity(d["recipe"]) if d.get("recipe") else None,
             seed=d["seed"],
             checkpoint=d.get("checkpoint"),
@@ -153,7 +189,7 @@ class RunSpec:
     method: ComponentRef
     student: str
     student_version: str
-    dataset: ComponentRef
+    dataset: DatasetRef
     recipe: TrainingRecipe
     seed: int
     teacher: TeacherSpec | None = None
@@ -214,7 +250,7 @@ class RunSpec:
             method=ComponentRef.from_identity(d["method"]),
             student=d["student"],
             student_version=d["student_version"],
-            dataset=ComponentRef.from_identity(d["dataset"]),
+            dataset=DatasetRef.from_identity(d["dataset"]),
             recipe=TrainingRecipe.from_identity(d["recipe"]),
             seed=d["seed"],
             teacher=TeacherSpec.from_dict(d["teacher"]) if d.get("teacher") else None,

@@ -103,7 +103,8 @@ class PairEntry(BaseModel):
 
 
 #: The table layouts a suite may ask for; ``kdbench.tables`` renders each (and tests that it has all).
-TableLayout = Literal["method_pair", "selection", "ablation", "lambda", "eta", "vanilla", "oa_lda", "imagenet"]
+TableLayout = Literal["method_pair", "selection", "ablation", "lambda", "eta", "vanilla", "oa_lda", "imagenet", "noise",
+                      "estimators", "teachers"]
 
 
 class TableOptions(BaseModel):
@@ -114,12 +115,35 @@ class TableOptions(BaseModel):
     layout: TableLayout | None = None
 
 
+class LabelNoiseEntry(BaseModel):
+    """``label_noise: {rate: 0.2 | [0, 0.2, 0.4], kind: symmetric, seed: 0}``: a list of rates crosses every
+    run of the suite over them (docs/methods.md §12)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate: float | list[float]
+    kind: Literal["symmetric", "pairflip", "superclass"] = "symmetric"
+    seed: int = 0
+
+    @field_validator("rate")
+    @classmethod
+    def _rates_in_range(cls, value: float | list[float]) -> float | list[float]:
+        rates = value if isinstance(value, list) else [value]
+        if not rates or any(not 0 <= r < 1 for r in rates):
+            raise ValueError(f"label_noise.rate must be in [0, 1), got {value}")
+        return value
+
+    @property
+    def rates(self) -> list[float]:
+        return self.rate if isinstance(self.rate, list) else [self.rate]
+
+
 class SuiteFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     description: str = ""
     dataset: ComponentEntry
+    label_noise: LabelNoiseEntry | None = None  # wrong training labels on purpose, at one rate or several
     recipe: Recipe = Field(default_factory=Recipe)
     teacher_recipe: dict[str, Any] = Field(default_factory=dict)  # overrides of `recipe` for teachers
     teacher_seed: int = 0

@@ -6,10 +6,11 @@ import torch
 
 from kdbench.contracts import ImageDataset, StreamedDataset
 from kdbench.errors import KdbenchError
-from kdbench.plan.spec import ComponentRef, content_key
+from kdbench.plan.spec import ComponentRef, DatasetRef, content_key
 from kdbench.registry import Registry, load_registry
 from kdbench.run.options import RunOptions
 from kdbench.train.evaluate import resolve_device
+from kdbench.train.label_noise import with_label_noise
 from kdbench.train.sources import AnyDataset
 
 
@@ -41,8 +42,19 @@ class Components:
             if not isinstance(data, ImageDataset | StreamedDataset):
                 raise KdbenchError(f"dataset {ref.name!r}: its loader returned {type(data).__name__}, "
                                    "not an ImageDataset or a StreamedDataset")
+            if isinstance(ref, DatasetRef) and ref.noisy:
+                data = self._noisy(data, ref)
             self._datasets[key] = data.to(self.device) if isinstance(data, ImageDataset) else data
         return self._datasets[key]
+
+    @staticmethod
+    def _noisy(data: AnyDataset, ref: DatasetRef) -> ImageDataset:
+        noise = ref.label_noise
+        assert noise is not None
+        if not isinstance(data, ImageDataset):
+            raise KdbenchError(f"label_noise: dataset {ref.name!r} is streamed from disk; label noise needs the "
+                               "labels held in memory")
+        return with_label_noise(data, noise.rate, noise.kind, noise.seed)
 
     def model(self, arch: str, num_classes: int) -> torch.nn.Module:
         return self.registry.get("model", arch).create(num_classes=num_classes)

@@ -35,8 +35,11 @@ def check_loggers(refs: Sequence[LoggerRef], registry: Registry, runs_root: str,
 
 
 def run_info(spec: RunSpec, teacher_cache: bool | None) -> RunInfo:
-    """A student run, as trackers see it."""
-    return RunInfo(kind="run", suite=spec.suite, label=spec.label, pair=spec.pair, seed=spec.seed, key=spec.key,
+    """A student run, as trackers see it; a run on noisy labels says so in its label (the runs of one suite
+    at several noise rates share label, pair and seed)."""
+    noise = spec.dataset.label_noise if spec.dataset.noisy else None
+    label = f"{spec.label} @{noise.rate:g} {noise.kind} noise" if noise else spec.label
+    return RunInfo(kind="run", suite=spec.suite, label=label, pair=spec.pair, seed=spec.seed, key=spec.key,
                    method=spec.method.name, student=spec.student,
                    teacher=spec.teacher.arch if spec.teacher else None, dataset=spec.dataset.name,
                    revision=spec.revision is not None, selection=spec.selection is not None, spec=spec.to_dict(),
@@ -45,7 +48,9 @@ def run_info(spec: RunSpec, teacher_cache: bool | None) -> RunInfo:
 
 def teacher_info(spec: TeacherSpec, suite: str) -> RunInfo:
     """A teacher trained by the harness, as trackers see it: in its own group beside the suite's students."""
-    return RunInfo(kind="teacher", suite=suite, label="teacher", pair=spec.arch, seed=spec.seed, key=spec.key,
+    noise = spec.dataset.label_noise if spec.dataset.noisy else None
+    label = f"teacher @{noise.rate:g} {noise.kind} noise" if noise else "teacher"
+    return RunInfo(kind="teacher", suite=suite, label=label, pair=spec.arch, seed=spec.seed, key=spec.key,
                    method=SCRATCH_METHOD, student=spec.arch, teacher=None, dataset=spec.dataset.name,
                    revision=False, selection=False, spec=spec.to_dict())
 

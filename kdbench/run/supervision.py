@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from kdbench.plan.spec import RunSpec
 from kdbench.registry import Registry
-from kdbench.run.scoring import Scorer
+from kdbench.run.scoring import Scorer, detection_of
 from kdbench.store import SelectionRecord
 from kdbench.train.revision_loss import RevisionLossConfig
 from kdbench.train.selection import select
 from kdbench.train.supervision import Supervision
 
 
-def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_train: int) -> tuple[
-    Supervision, SelectionRecord | None
-]:
-    """The run's Supervision, and what its record says about the split (None without Data Selection)."""
+def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_train: int,
+                      flipped: Tensor | None = None) -> tuple[Supervision, SelectionRecord | None]:
+    """The run's Supervision, and what its record says about the split (None without Data Selection); with
+    label noise (``flipped``), the record also says how well the selection's scores flag the flipped labels."""
     mask, selection = None, None
     if spec.selection is not None:
         sel = spec.selection
@@ -34,6 +36,9 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
                 score_seconds=stored.seconds,
                 teacher_correct_in_dt=float(stored.teacher_correct[mask].double().mean()),
                 teacher_correct_in_ds=float(stored.teacher_correct[~mask].double().mean()) if (~mask).any() else None,
+                detection=detection_of(sel.estimator.name, stored, flipped, getattr(
+                    registry.get("estimator", sel.estimator.name).factory, "suspect_when", "high"))
+                if flipped is not None else None,
             )
     revision, config = None, RevisionLossConfig()
     if spec.revision is not None:

@@ -110,7 +110,8 @@ class Worker:
         the loggers see every epoch and the record, and never change either."""
         data = self.components.dataset(spec.dataset)
         teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
-        _, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
+        _, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
+                                          getattr(data, "train_flipped", None))
         processes = self.options.nproc or spec.recipe.devices
         refs, registry = self.options.loggers, self.components.registry
         with RunLoggers.open(refs, registry, self.options.runs_root, run_info(spec, None), start=False) as logs:
@@ -141,7 +142,8 @@ class Worker:
         pair = PairInfo(spec.student, spec.teacher.arch if spec.teacher else None)
         method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
                                           spec.recipe))
-        supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train)
+        supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
+                                          getattr(data, "train_flipped", None))
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
@@ -191,7 +193,14 @@ class Worker:
             teacher_cache=served.record,
             compiled=spec.recipe.compile,
             processes=processes,
+            flipped_train=self._flipped(spec),
         )
+
+    def _flipped(self, spec: RunSpec) -> list[int] | None:
+        """The training indices label noise flipped, kept with the record so anything can be scored on them."""
+        data = self.components.dataset(spec.dataset)
+        mask = getattr(data, "train_flipped", None)
+        return torch.nonzero(mask).flatten().tolist() if mask is not None else None
 
 
 @dataclass(frozen=True)

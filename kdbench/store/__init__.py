@@ -5,6 +5,7 @@ from kdbench.store.outputs import write_outputs
 from kdbench.store.publish import PublishReport, check_results_folder, publish_suite, published_records, suites_in
 from kdbench.store.records import (
     SCHEMA_VERSION,
+    DetectionRecord,
     Environment,
     EpochRecord,
     FailureRecord,
@@ -22,6 +23,7 @@ from kdbench.store.teachers import TeacherStore, load_checkpoint
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DetectionRecord",
     "Environment",
     "EpochRecord",
     "FailureRecord",

@@ -93,6 +93,20 @@ class EpochRecord(BaseModel):
         return {k.removeprefix("loss_"): float(v) for k, v in (self.model_extra or {}).items()}
 
 
+class DetectionRecord(BaseModel):
+    """How well one estimator's scores flag the flipped labels of a noisy training set (docs/methods.md §12)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    estimator: str
+    auroc: float
+    precision_at_k: float
+    k: int  # flipped training labels
+    suspect_when: str  # which end of the score is read as suspicious: "high" or "low"
+    samples: int
+    seconds: float  # scoring time
+
+
 class SelectionRecord(BaseModel):
     """How Data Selection split the training set for one run."""
 
@@ -105,6 +119,7 @@ class SelectionRecord(BaseModel):
     score_seconds: float | None = None
     teacher_correct_in_dt: float | None = None
     teacher_correct_in_ds: float | None = None
+    detection: DetectionRecord | None = None  # with label noise: how well the scores flag the flipped labels
 
 
 class _Record(BaseModel):
@@ -190,13 +205,14 @@ class RunRecord(_Record):
     teacher_cache: TeacherCacheRecord | None = None  # None: no teacher logits (or a record before schema 3)
     compiled: bool = False  # the student and loss ran through torch.compile
     processes: int = 1  # DDP processes the run trained on (recipe.devices or --nproc)
+    flipped_train: list[int] | None = None  # training indices whose label noise flipped (label_noise runs only)
 
     @model_serializer(mode="wrap")
     def _without_empty_replacements(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
         if not data.get("replaced"):
             data.pop("replaced", None)  # most records never replaced anything
-        for optional in ("teacher_cache", "compiled", "last_top5"):
+        for optional in ("teacher_cache", "compiled", "last_top5", "flipped_train"):
             if not data.get(optional):
                 data.pop(optional, None)
         if data.get("processes") == 1:

@@ -14,6 +14,7 @@ COLUMNS = [
     "suite", "key", "dataset", "label", "method", "method_params", "teacher", "student", "seed", "last_top1",
     "best_top1", "last_top5", "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds",
     "ds_estimator", "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
+    "noise_rate", "noise_kind", "ds_params", "score_seconds", "detection_auroc",
 ]  # fmt: skip
 
 
@@ -48,6 +49,12 @@ def record_row(record: RunRecord) -> dict[str, object]:
         "lr_eta": revision.strategy.params.get("eta") if revision else None,
         "lr_lambda1": revision.lambda1 if revision else None,
         "lr_lambda2": revision.lambda2 if revision else None,
+        "noise_rate": noise.rate if (noise := getattr(spec.dataset, "label_noise", None)) else 0.0,
+        "noise_kind": noise.kind if noise else None,
+        "ds_params": selection.estimator.params if selection and selection.estimator else None,
+        "score_seconds": record.selection.score_seconds if record.selection else None,
+        "detection_auroc": record.selection.detection.auroc if record.selection and record.selection.detection
+        else None,
     }
 
 

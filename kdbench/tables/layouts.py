@@ -26,13 +26,16 @@ import pandas as pd
 
 from kdbench.tables.ablation import ablation_table, is_ablation
 from kdbench.tables.cells import Table
+from kdbench.tables.estimators import estimators_table
 from kdbench.tables.eta_sweep import eta_table
 from kdbench.tables.imagenet import imagenet_table
 from kdbench.tables.lambda_sweep import lambda_table
 from kdbench.tables.method_pair import method_pair_table
+from kdbench.tables.noise import noise_table
 from kdbench.tables.oa_lda import oa_lda_table
 from kdbench.tables.paper_common import KD, configs, prepare
 from kdbench.tables.selection import is_selection_study, selection_table
+from kdbench.tables.teachers import teachers_table
 from kdbench.tables.vanilla import vanilla_table
 
 #: Layout name (what a suite's ``table.layout`` and ``kdbench tables --layout`` say) → renderer.
@@ -45,6 +48,9 @@ LAYOUTS: dict[str, Callable[..., Table]] = {
     "vanilla": vanilla_table,
     "oa_lda": oa_lda_table,
     "imagenet": imagenet_table,
+    "noise": noise_table,
+    "estimators": estimators_table,
+    "teachers": teachers_table,
 }
 
 

@@ -48,6 +48,9 @@ def benchmark_of(record: RunRecord) -> str:
     """The dataset with its parameters and the recipe (less the per-student lr rule), in words."""
     spec = record.spec
     params = ", ".join(f"{k}={v}" for k, v in sorted(spec.dataset.params.items()) if v not in (None, 0, 0.0))
+    noise = spec.dataset.label_noise if spec.dataset.noisy else None
+    if noise is not None:  # runs on wrong labels are another benchmark, never averaged with clean ones
+        params += f"{', ' if params else ''}{noise.rate:g} {noise.kind} label noise (seed {noise.seed})"
     recipe = spec.recipe
     milestones = ",".join(str(m) for m in recipe.milestones) or "none"
     return (f"{spec.dataset.name}({params}) · {recipe.epochs} epochs, batch {recipe.batch_size}, "

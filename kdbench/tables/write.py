@@ -12,6 +12,7 @@ from kdbench.tables.frame import results_frame
 from kdbench.tables.layouts import render
 from kdbench.tables.plots import time_accuracy_png
 from kdbench.tables.reference import paper_block
+from kdbench.tables.teachers import teacher_gain_png
 
 
 def write_suite_tables(
@@ -41,6 +42,8 @@ def write_suite_tables(
     }
     if paper is not None:
         files["paper.csv"] = paper.tidy.to_csv(index=False).encode()
+    if layout == "teachers":
+        files["teacher_gain.png"] = teacher_gain_png(frame, metric)
     for (teacher, student), _ in frame[frame["teacher"].notna()].groupby(["teacher", "student"], sort=False):
         files[f"time_accuracy_{teacher}_{student}.png"] = time_accuracy_png(frame, teacher, student, metric)
     return Table(markdown, table.tidy), write_outputs(Path(out_dir), files)

@@ -33,6 +33,7 @@ def finish(
     std: tuple[float, ...],
     val_fraction: float,
     split_seed: int,
+    superclasses: tuple[int, ...] | None = None,
 ) -> ImageDataset:
     """Hold the validation split out of train and assemble the ImageDataset."""
     tr_x, tr_y, va_x, va_y = hold_out_validation(train_x, train_y, val_fraction, split_seed)
@@ -47,6 +48,7 @@ def finish(
         test_labels=test_y,
         mean=mean,
         std=std,
+        superclasses=superclasses,
     )
 
 

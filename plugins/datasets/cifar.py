@@ -48,6 +48,7 @@ class _CifarSpec:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    coarse_key: bytes | None = None  # CIFAR-100's superclass labels
 
 
 # Per-file md5s of the official extracted archives, as listed in torchvision/datasets/cifar.py.
@@ -82,6 +83,7 @@ _CIFAR100 = _CifarSpec(
     test_files=(("test", "f0ef6b0ae62326f3e7ffdfab6717acfc"),),
     meta_file=("meta", "7973b15100ade9c7d40fb424638fde48"),
     label_key=b"fine_labels",
+    coarse_key=b"coarse_labels",
     num_classes=100,
     mean=(0.5071, 0.4867, 0.4408),
     std=(0.2675, 0.2565, 0.2761),
@@ -158,8 +160,8 @@ def _extract(archive: Path, spec: _CifarSpec, root: Path) -> None:
                 raise KdbenchError(f"{spec.name}: archive {archive} has no {spec.folder}/{file_name}")
 
 
-def _read_batch(path: Path, spec: _CifarSpec) -> tuple[Tensor, Tensor]:
-    """Read one CIFAR pickle batch into (uint8 N×3×32×32, int64 N).
+def _read_batch(path: Path, spec: _CifarSpec) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Read one CIFAR pickle batch into (uint8 N×3×32×32, int64 N, the superclass labels or None).
 
     The files are pickles (that is the format); they are only read after a checksum check when they
     come from a download or are the official release.
@@ -169,6 +171,7 @@ def _read_batch(path: Path, spec: _CifarSpec) -> tuple[Tensor, Tensor]:
             entry = pickle.load(f, encoding="bytes")
         data = np.asarray(entry[b"data"], dtype=np.uint8)
         labels = np.asarray(entry[spec.label_key], dtype=np.int64)
+        coarse = np.asarray(entry[spec.coarse_key], dtype=np.int64) if spec.coarse_key in entry else None
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
         raise KdbenchError(f"{spec.name}: {path} is not a readable CIFAR batch: {exc!r}") from exc
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
@@ -178,7 +181,8 @@ def _read_batch(path: Path, spec: _CifarSpec) -> tuple[Tensor, Tensor]:
     if labels.size and (labels.min() < 0 or labels.max() >= spec.num_classes):
         raise KdbenchError(f"{spec.name}: {path} has labels outside 0..{spec.num_classes - 1}")
     # Rows are the R, G, B planes of a 32×32 image, one after the other: exactly C×H×W order.
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+    return images, torch.from_numpy(labels), torch.from_numpy(coarse) if coarse is not None else None
 
 
 def _load_cifar(
@@ -222,12 +226,14 @@ def _load_cifar(
                     f"{spec.name}: checksum mismatch for {path}; delete {folder} and re-download"
                 )
 
-    def read(files: tuple[tuple[str, str], ...]) -> tuple[Tensor, Tensor]:
+    def read(files: tuple[tuple[str, str], ...]) -> tuple[Tensor, Tensor, Tensor | None]:
         parts = [_read_batch(folder / name, spec) for name, _ in files]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        coarse = [p[2] for p in parts]
+        return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+                torch.cat(coarse) if all(c is not None for c in coarse) else None)
 
-    train_x, train_y = read(spec.train_files)
-    test_x, test_y = read(spec.test_files)
+    train_x, train_y, train_coarse = read(spec.train_files)
+    test_x, test_y, _ = read(spec.test_files)
     return finish(
         spec.name,
         spec.num_classes,
@@ -239,7 +245,20 @@ def _load_cifar(
         std=spec.std,
         val_fraction=val_fraction,
         split_seed=split_seed,
+        superclasses=_superclasses(train_y, train_coarse, spec, folder),
     )
+
+
+def _superclasses(fine: Tensor, coarse: Tensor | None, spec: _CifarSpec, folder: Path) -> tuple[int, ...] | None:
+    """Each class's superclass, read off the training files' coarse labels (one per class, or an error)."""
+    if coarse is None:
+        return None
+    table = [-1] * spec.num_classes
+    for f, c in set(zip(fine.tolist(), coarse.tolist(), strict=True)):
+        if table[f] not in (-1, c):
+            raise KdbenchError(f"{spec.name}: {folder} gives class {f} two superclasses ({table[f]} and {c})")
+        table[f] = c
+    return tuple(table) if -1 not in table else None
 
 
 def load_cifar10(

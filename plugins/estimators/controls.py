@@ -26,6 +26,7 @@ class Margin(DataValueEstimator):
     """Probability margin p_y − max_{c≠y} p_c. A low margin is a hard sample, so *lower* → teacher."""
 
     higher_to_teacher = False
+    suspect_when = "low"  # a wrong label has a small, even negative, margin
 
     def score(self, inputs: ScoringInputs) -> Scores:
         split = split_checked(inputs.train, "margin train split")
@@ -56,6 +57,7 @@ class TeacherCorrect(DataValueEstimator):
     """
 
     higher_to_teacher = True
+    suspect_when = "low"  # a teacher that disagrees with the label points at the label
 
     def score(self, inputs: ScoringInputs) -> Scores:
         split = split_checked(inputs.train, "teacher-correct train split")

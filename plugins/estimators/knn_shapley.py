@@ -16,6 +16,7 @@ class KnnShapley(DataValueEstimator):
     """
 
     higher_to_teacher = True
+    suspect_when = "low"  # a sample whose neighbours disagree with its label has a low (negative) value
     needs_validation = True
 
     def __init__(self, k: int = 5) -> None:
