@@ -9,6 +9,7 @@ logger is dropped for the rest of the run. The run, its record and its key never
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -79,7 +80,10 @@ class RunLoggers:
             loggers.start()
         return loggers
 
-    def start(self) -> None:
+    def start(self, teacher_cache: bool | None = None) -> None:
+        """Start every logger; ``teacher_cache`` is where the run's teacher logits come from, once known."""
+        if teacher_cache is not None:
+            self.info = dataclasses.replace(self.info, teacher_cache=teacher_cache)
         self._call("start", self.info)
 
     def __enter__(self) -> RunLoggers:

@@ -153,8 +153,7 @@ class Worker:
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
         reporter = make_reporter(self.options.quiet)
         if logs is not None:
-            logs.info = replace(logs.info, teacher_cache=served.record.used if served.record else None)
-            logs.start()
+            logs.start(teacher_cache=served.record.used if served.record else None)
             reporter = ObservedReporter(reporter, logs.epoch)
         if observer is not None:
             reporter = ObservedReporter(reporter, observer)  # after the loggers: a pruned epoch is logged
