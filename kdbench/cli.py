@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     ttrain.add_argument("suite")
     _add_common(ttrain)
     _add_execution(ttrain)
+    _add_logging(ttrain)
     tsub.add_parser("list", help="teachers stored under $KDBENCH_HOME")
     teval = tsub.add_parser("eval", help="load a checkpoint strictly and measure its test accuracy")
     teval.add_argument("checkpoint")
@@ -543,10 +544,10 @@ def cmd_teacher(args: argparse.Namespace, console: Console) -> int:
         console.print(table)
         return 0
     if args.teacher_command == "train":
-        plan, _ = _plan(args)
-        worker = Worker(_options(args), plan.suite.plugin_files)
+        plan, registry = _plan(args)
+        worker = Worker(_options(args, loggers=_loggers(args, plan.suite, registry)), plan.suite.plugin_files)
         for tspec in plan.teachers:
-            record = worker.teachers.get(tspec).record
+            record = worker.teachers.get(tspec, plan.suite.name).record
             console.print(f"{tspec.arch} ({tspec.key}): test top-1 {record.test_top1:.2f}")
         if not plan.teachers:
             console.print("this suite trains no teacher (none, or all from checkpoints)")

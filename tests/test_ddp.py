@@ -187,3 +187,19 @@ def test_a_pool_worker_trains_a_ddp_run(tmp_path, monkeypatch):
     assert run(suite, tmp_path / "pool", "--nproc", "2", "--executor", "pool", "--param", "devices=1") == 0
     (serial,), (pooled,) = records(tmp_path / "one").values(), records(tmp_path / "pool").values()
     assert pooled["processes"] == 2 and epochs_without_timing(pooled) == epochs_without_timing(serial)
+
+
+def test_a_ddp_runs_epochs_reach_its_logger_with_the_record(tmp_path, monkeypatch):
+    """The ranks train; the owning worker's logger gets every epoch from rank 0's outcome, with its numbers."""
+    from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
+    suite = write_suite(tmp_path, "plain_net", ["ce"], epochs=2)
+    assert run(suite, tmp_path / "runs", "--nproc", "2", "--log", "tensorboard") == 0
+    (record,) = records(tmp_path / "runs").values()
+    (folder,) = [p for p in (tmp_path / "runs" / "tensorboard" / "ddp").iterdir() if p.name.startswith("ce__")]
+    events = EventAccumulator(str(folder), size_guidance={TENSORS: 0})
+    events.Reload()
+    logged = {e.step: float(make_ndarray(e.tensor_proto)) for e in events.Tensors("test_top1")}
+    assert logged == {m["epoch"]: m["test_top1"] for m in record["metrics"]}

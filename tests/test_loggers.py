@@ -298,3 +298,11 @@ def test_the_guard_drops_a_failing_logger_and_logs_resumed_epochs_at_finish():
     logs.close()
     assert healthy == ["start", "epoch", "epoch", "finish", "close"]
     assert logs.names == []
+
+
+def test_teacher_train_logs_the_teacher_in_its_own_group(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
+    runs = tmp_path / "runs"
+    assert main(["teacher", "train", str(write_suite(tmp_path)), "--runs", str(runs), "--quiet", "--threads", "1",
+                 "--log", "tensorboard"]) == 0
+    assert [p.name for p in (runs / "tensorboard" / "logs").iterdir()] == ["teacher__resnet8__seed0"]

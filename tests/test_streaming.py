@@ -112,12 +112,21 @@ def test_a_streamed_run_trains_through_the_engine_and_counts_an_unreadable_file(
     assert record["teacher_cache"]["used"] is False and "streamed" in record["teacher_cache"]["reason"]
 
 
-def test_data_selection_by_scores_on_a_stream_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+def test_data_selection_scores_a_stream_like_data_held_in_memory(tmp_path, monkeypatch, capsys):
+    """Data Selection by influence on a streamed folder: the teacher scores every training image through the
+    evaluation transform, 75% go to the teacher. Scores are cached per teacher; a new estimator that meets an
+    undecodable file stops with one line, since every sample needs a score."""
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
-    write_tree(tmp_path / "tree", {"train": 3, "val": 1})
-    suite = write_suite(tmp_path, [{"name": "kd", "selection": {"estimator": "influence", "fraction": 0.8}}])
-    assert cli(tmp_path, suite) == 2
-    assert "is streamed from disk" in capsys.readouterr().err
+    write_tree(tmp_path / "tree", {"train": 4, "val": 2})
+    suite = write_suite(tmp_path, [{"name": "kd", "selection": {"estimator": "influence", "fraction": 0.75}}])
+    assert cli(tmp_path, suite) == 0
+    (record,) = records(tmp_path)
+    assert record["selection"]["teacher_samples"] == 9 and record["selection"]["samples"] == 12
+    (tmp_path / "tree" / "train" / "2" / "0.png").write_bytes(b"\x89PNG broken")
+    assert cli(tmp_path, suite, "--force") == 0  # the scores are cached by the teacher: no rescoring
+    other = write_suite(tmp_path, [{"name": "kd", "selection": {"estimator": "el2n", "fraction": 0.75}}])
+    assert cli(tmp_path, other) == 2
+    assert "could not be decoded; every sample needs a score" in capsys.readouterr().err
 
 
 def test_export_folder_writes_a_dataset_as_class_folders_and_never_overwrites(tmp_path, monkeypatch, capsys):

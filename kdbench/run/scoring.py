@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from kdbench.contracts import DataValueEstimator, StreamedDataset
+from kdbench.contracts import DataValueEstimator
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import ComponentRef, TeacherSpec
@@ -47,15 +47,13 @@ class Scorer:
         instance: DataValueEstimator = comp.factory(**estimator.params)
         teacher = self.teachers.get(teacher_spec)
         data = self.components.dataset(teacher_spec.dataset)
-        if isinstance(data, StreamedDataset):
-            raise KdbenchError(f"estimator {estimator.name!r}: {data.name} is streamed from disk, and scoring reads "
-                               "the whole training set held in memory; Data Selection on it can select at random "
-                               "(selection: {order: random})")
         needs_checkpoints = comp.factory.needs_checkpoints
         checkpoints = self.teachers.checkpoints(teacher_spec, data.num_classes) if needs_checkpoints else []
         # An external checkpoint's recipe is unknown: the standard weight decay damps its influence Hessian.
         decay = (teacher_spec.recipe or Recipe().resolved(teacher_spec.arch)).weight_decay
-        inputs = scoring_inputs(teacher.model, data, decay, checkpoints)
+        options = self.components.options
+        inputs = scoring_inputs(teacher.model, data, decay, checkpoints, batch_size=options.eval_batch_size,
+                                loader_workers=options.loader_workers)
         start = time.perf_counter()
         scores = instance.score(inputs)
         seconds = time.perf_counter() - start

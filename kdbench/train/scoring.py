@@ -2,7 +2,8 @@
 
 Estimators see the teacher only through :class:`~kdbench.contracts.ScoringInputs`: penultimate
 features and logits on un-augmented images (float64, on the CPU), the classifier head, and the same
-for checkpoints saved while the teacher trained (TracIn).
+for checkpoints saved while the teacher trained (TracIn). The images come through the engine's batch
+sources, so a dataset streamed from disk is scored like one held on the device (evaluation transforms).
 """
 
 from __future__ import annotations
@@ -10,24 +11,33 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kdbench.contracts import CheckpointOutputs, ImageDataset, ScoringInputs, SplitOutputs
+from kdbench.contracts import CheckpointOutputs, ScoringInputs, SplitOutputs
 from kdbench.contracts.models import classifier_of
-from kdbench.train.batches import iterate_batches
+from kdbench.errors import KdbenchError
+from kdbench.train.sources import AnyDataset, BatchSource, SourceSettings, open_source
 
 
 @torch.inference_mode()
-def split_outputs(model: nn.Module, images: Tensor, labels: Tensor, data: ImageDataset,
-                  batch_size: int = 1024) -> SplitOutputs:
-    """Penultimate features and logits of ``model`` (eval mode) on un-augmented images, as float64 on CPU."""
+def split_outputs(model: nn.Module, source: BatchSource, split: str) -> SplitOutputs:
+    """Penultimate features and logits of ``model`` (eval mode) on the un-augmented images of ``split``, as
+    float64 on CPU in sample order, from data held on the device or streamed from disk. Scores need every
+    sample: a file that cannot be decoded stops scoring with one line."""
     was_training = model.training
     model.eval()
-    feats, logits = [], []
-    for batch in iterate_batches(images, labels, batch_size=batch_size, mean=data.mean, std=data.std, shuffle=False):
+    feats, logits, labels, indices, skipped = [], [], [], [], 0
+    for batch in source.eval_batches(split):
+        skipped += batch.skipped
         f, z = model(batch.images, features=True)
         feats.append(f[-1].double().cpu())
         logits.append(z.double().cpu())
+        labels.append(batch.labels.cpu())
+        indices.append(batch.indices.cpu())
     model.train(was_training)
-    return SplitOutputs(torch.cat(feats), torch.cat(logits), labels.cpu())
+    if skipped:
+        raise KdbenchError(f"scoring the {split} split: {skipped} image file(s) could not be decoded; every sample "
+                           "needs a score")
+    order = torch.argsort(torch.cat(indices))
+    return SplitOutputs(torch.cat(feats)[order], torch.cat(logits)[order], torch.cat(labels)[order])
 
 
 def head_of(model: nn.Module) -> tuple[Tensor, Tensor]:
@@ -38,18 +48,25 @@ def head_of(model: nn.Module) -> tuple[Tensor, Tensor]:
 
 def scoring_inputs(
     teacher: nn.Module,
-    data: ImageDataset,
+    data: AnyDataset,
     weight_decay: float,
     checkpoints: list[tuple[int, float, nn.Module]] = (),
     seed: int = 0,
+    batch_size: int = 1024,
+    loader_workers: int = 4,
 ) -> ScoringInputs:
     """Everything an estimator may use, computed once from the teacher (and its training checkpoints)."""
-    train = split_outputs(teacher, data.train_images, data.train_labels, data)
-    val = split_outputs(teacher, data.val_images, data.val_labels, data) if data.val_images.shape[0] else None
-    ckpts = []
-    for epoch, lr, model in checkpoints:
-        weight, bias = head_of(model)
-        ckpts.append(CheckpointOutputs(epoch, lr, split_outputs(model, data.train_images, data.train_labels, data),
-                                       weight, bias))
+    device = str(next(teacher.parameters()).device)
+    source = open_source(data, SourceSettings(batch_size=batch_size, augment=False, drop_last=False, device=device,
+                                              eval_batch_size=batch_size, loader_workers=loader_workers))
+    try:
+        train = split_outputs(teacher, source, "train")
+        val = split_outputs(teacher, source, "val") if source.size("val") else None
+        ckpts = []
+        for epoch, lr, model in checkpoints:
+            weight, bias = head_of(model)
+            ckpts.append(CheckpointOutputs(epoch, lr, split_outputs(model, source, "train"), weight, bias))
+    finally:
+        source.close()
     weight, bias = head_of(teacher)
     return ScoringInputs(train, weight, bias, weight_decay, val, tuple(ckpts), seed)
