@@ -462,14 +462,14 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         raise KdbenchError("--param goes with one --estimator; give each estimator its own kdbench score call")
     worker = Worker(_options(args), plan.suite.plugin_files)
     out = Path(args.out) if args.out else _runs_root(args) / "scores" / plan.suite.name
-    flipped = getattr(worker.components.dataset(tspec.dataset), "train_flipped", None)
+    flipped = worker.components.dataset(tspec.dataset).train_flipped
     detections = []
     for name in names:
-        stored, suspect_when = _score_one(args, console, worker, registry, plan.suite.name, tspec, name, out)
+        stored = _score_one(args, console, worker, registry, plan.suite.name, tspec, name, out)
         if flipped is not None:
             from kdbench.run.scoring import detection_of
 
-            detections.append(detection_of(name, stored, flipped, suspect_when))
+            detections.append(detection_of(registry.get("estimator", name), stored, flipped))
     if detections:
         _write_detection(console, detections, tspec, plan.suite.name, out)
     return 0
@@ -510,7 +510,7 @@ def _score_one(args: argparse.Namespace, console: Console, worker, registry, sui
     if stored.info:
         console.print(f"settings used: {stored.info}", markup=False, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in paths))
-    return stored, getattr(comp.factory, "suspect_when", "high")
+    return stored
 
 
 def _write_detection(console: Console, detections: list, tspec, suite: str, out: Path) -> None:
@@ -525,8 +525,7 @@ def _write_detection(console: Console, detections: list, tspec, suite: str, out:
     stem = f"detection-{tspec.arch}-{tspec.key}"
     paths = write_outputs(out, {f"{stem}.md": table.markdown.encode(),
                                 f"{stem}.csv": table.tidy.to_csv(index=False).encode()})
-    console.print(table.markdown, markup=False, highlight=False)
-    console.print("wrote " + ", ".join(str(p) for p in paths))
+    _print_table(console, table.markdown, paths)
 
 
 def cmd_teacher(args: argparse.Namespace, console: Console) -> int:

@@ -1,5 +1,5 @@
 """Image folders on disk (the streaming half of issue 12): the scan against a generated tree of digits PNGs,
-transform output shapes, seeded loader batches, and every bad input (one line naming the path, or a file
+transform output shapes, seeded stream batches, and every bad input (one line naming the path, or a file
 that cannot be decoded skipped and counted)."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import torch
 from sklearn.datasets import load_digits
 from torchvision.io import write_png
 
+from kdbench.contracts import StreamRequest
 from kdbench.errors import KdbenchError
 from kdbench_plugins.datasets._imagefolder import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FolderImages,
+    FolderStream,
     eval_transform,
-    loader,
     scan_split,
     train_transform,
 )
@@ -57,8 +58,9 @@ def test_transforms_give_the_asked_size_and_loaders_are_seeded(tmp_path):
     black = [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
     assert evaluated[:, 0, 0].tolist() == pytest.approx(black, abs=1e-5)
     images = FolderImages(split, eval_transform(16, IMAGENET_MEAN, IMAGENET_STD))
-    first = [b.indices.tolist() for b in loader(images, 5, shuffle=True, workers=0, seed=3)]
-    again = [b.indices.tolist() for b in loader(images, 5, shuffle=True, workers=0, seed=3)]
+    stream = FolderStream(images, StreamRequest(batch_size=5, shuffle=True, augment=False))
+    first = [b.indices.tolist() for b in stream.epoch(3)]
+    again = [b.indices.tolist() for b in stream.epoch(3)]
     assert first == again and sorted(sum(first, [])) == list(range(12)) and [len(b) for b in first] == [5, 5, 2]
 
 
@@ -66,8 +68,10 @@ def test_an_unreadable_image_is_skipped_and_counted(tmp_path):
     root = write_tree(tmp_path / "tree", {"train": 3})
     (root / "train" / "1" / "1.png").write_bytes(b"\x89PNG not really")
     split = scan_split(root, "train")
-    batches = list(loader(FolderImages(split, eval_transform(16, IMAGENET_MEAN, IMAGENET_STD)), 4, shuffle=False,
-                          workers=1))
+    stream = FolderStream(FolderImages(split, eval_transform(16, IMAGENET_MEAN, IMAGENET_STD)),
+                          StreamRequest(batch_size=4, shuffle=False, augment=False, workers=1))
+    batches = list(stream.epoch(0))
+    stream.close()
     assert sum(b.skipped for b in batches) == 1 and sum(len(b.labels) for b in batches) == 8
     assert 4 not in torch.cat([b.indices for b in batches]).tolist()  # the bad file's index
 

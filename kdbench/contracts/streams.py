@@ -79,6 +79,7 @@ class StreamedDataset(ABC):
     std: tuple[float, ...]
     image_shape: tuple[int, int, int]  # (C, H, W) after the transforms: what models are built for
     train_labels: Tensor  # labels of the training split by index (CRD's negatives, Data Selection's bookkeeping)
+    train_flipped: Tensor | None = None  # label noise is never put into streamed labels (docs/methods.md §12)
 
     @property
     def num_train(self) -> int:

@@ -10,6 +10,7 @@ from kdbench.contracts import DataValueEstimator
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import ComponentRef, TeacherSpec
+from kdbench.registry import Component
 from kdbench.run.components import Components
 from kdbench.run.teachers import Teachers
 from kdbench.store import DetectionRecord, ScoreCache, StoredScores, scores_key
@@ -17,10 +18,11 @@ from kdbench.train.label_noise import detect_flipped
 from kdbench.train.scoring import scoring_inputs
 
 
-def detection_of(estimator: str, stored: StoredScores, flipped: torch.Tensor, suspect_when: str) -> DetectionRecord:
-    """How well ``stored`` scores flag the ``flipped`` training labels (docs/methods.md §12)."""
-    figures = detect_flipped(stored.values, flipped, suspect_when)
-    return DetectionRecord(estimator=estimator, auroc=figures.auroc, precision_at_k=figures.precision_at_k,
+def detection_of(estimator: Component, stored: StoredScores, flipped: torch.Tensor) -> DetectionRecord:
+    """How well ``stored`` scores flag the ``flipped`` training labels, read at the end of the score the
+    estimator calls suspicious (docs/methods.md §12)."""
+    figures = detect_flipped(stored.values, flipped, estimator.factory.suspect_when)
+    return DetectionRecord(estimator=estimator.name, auroc=figures.auroc, precision_at_k=figures.precision_at_k,
                            k=figures.k, suspect_when=figures.suspect_when, samples=int(stored.values.shape[0]),
                            seconds=stored.seconds)
 

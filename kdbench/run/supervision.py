@@ -36,8 +36,7 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
                 score_seconds=stored.seconds,
                 teacher_correct_in_dt=float(stored.teacher_correct[mask].double().mean()),
                 teacher_correct_in_ds=float(stored.teacher_correct[~mask].double().mean()) if (~mask).any() else None,
-                detection=detection_of(sel.estimator.name, stored, flipped, getattr(
-                    registry.get("estimator", sel.estimator.name).factory, "suspect_when", "high"))
+                detection=detection_of(registry.get("estimator", sel.estimator.name), stored, flipped)
                 if flipped is not None else None,
             )
     revision, config = None, RevisionLossConfig()

@@ -41,6 +41,7 @@ from kdbench.store import (
 from kdbench.train.context import build_method_context
 from kdbench.train.distributed import Shard
 from kdbench.train.engine import EngineConfig, EpochMetrics, StopTraining, TrainingDiverged, TrainOutcome, train
+from kdbench.train.supervision import Supervision
 
 
 @dataclass
@@ -110,8 +111,8 @@ class Worker:
         the loggers see every epoch and the record, and never change either."""
         data = self.components.dataset(spec.dataset)
         teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
-        _, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
-                                          getattr(data, "train_flipped", None))
+        supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
+                                                   data.train_flipped)
         processes = self.options.nproc or spec.recipe.devices
         refs, registry = self.options.loggers, self.components.registry
         with RunLoggers.open(refs, registry, self.options.runs_root, run_info(spec, None), start=False) as logs:
@@ -123,15 +124,17 @@ class Worker:
                 factory = WorkerFactory(self.options, self.plugin_files)
                 outcome, served = train_on_ranks(factory, self.options, spec, processes)
             else:
-                outcome, served = self.train_shard(spec, Shard(), observer, logs)
+                outcome, served = self.train_shard(spec, Shard(), observer, logs, supervision)
             record = self._record(spec, outcome, teacher, selection, served, processes)
             logs.finish(record)
         return record
 
     def train_shard(self, spec: RunSpec, shard: Shard, observer: Callable[[EpochMetrics], None] | None = None,
-                    logs: RunLoggers | None = None) -> tuple[TrainOutcome, ServedLogits]:
+                    logs: RunLoggers | None = None, supervision: Supervision | None = None
+                    ) -> tuple[TrainOutcome, ServedLogits]:
         """Train ``spec`` as rank ``shard.rank`` of ``shard.world`` (all of it with one process); ``logs`` are
-        started once the run knows where its teacher logits come from, and see every epoch."""
+        started once the run knows where its teacher logits come from, and see every epoch. A rank builds
+        the run's ``supervision`` itself (from the scores its owner cached); one process is handed it."""
         data = self.components.dataset(spec.dataset)
         teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
         seed_everything(spec.seed)
@@ -142,8 +145,9 @@ class Worker:
         pair = PairInfo(spec.student, spec.teacher.arch if spec.teacher else None)
         method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
                                           spec.recipe))
-        supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
-                                          getattr(data, "train_flipped", None))
+        if supervision is None:
+            supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
+                                               data.train_flipped)
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
@@ -197,8 +201,7 @@ class Worker:
 
     def _flipped(self, spec: RunSpec) -> list[int] | None:
         """The training indices label noise flipped, kept with the record so anything can be scored on them."""
-        data = self.components.dataset(spec.dataset)
-        mask = getattr(data, "train_flipped", None)
+        mask = self.components.dataset(spec.dataset).train_flipped
         return torch.nonzero(mask).flatten().tolist() if mask is not None else None
 
 

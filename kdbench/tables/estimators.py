@@ -20,43 +20,40 @@ from kdbench.tables.cells import (
     metric_column,
     welch_p,
 )
-from kdbench.tables.noise import kd_baseline
-from kdbench.tables.paper_common import KD
+from kdbench.tables.paper_common import KD, plain_kd
 
 
 def estimator_names(runs: pd.DataFrame) -> pd.Series:
     """Each DS run's estimator, with the parameters that tell apart the runs of the same estimator
     (``influence score=self``); ``random`` for a random selection. A ``seed`` is not one of them: a seeded
     estimator follows the run's seed, and its runs over seeds are one row."""
-    def params_text(row: pd.Series, varying: set[str]) -> str:
-        params = row["ds_params"] or {}
-        shown = " ".join(f"{k}={params[k]}" for k in sorted(varying) if k in params)
-        return f"{row['ds_estimator']} {shown}".strip()
+    params = runs["ds_params"].map(lambda p: p or {})
+    varying: dict[str, list[str]] = {}
+    for name, group in params.groupby(runs["ds_estimator"]):
+        keys = {k for p in group for k in p if k != "seed"}
+        varying[name] = sorted(k for k in keys if len({repr(p.get(k)) for p in group}) > 1)
 
-    names = []
-    for _, row in runs.iterrows():
-        if not isinstance(row["ds_estimator"], str):
-            names.append("random")
-            continue
-        same = runs[runs["ds_estimator"] == row["ds_estimator"]]["ds_params"]
-        keys = {k for p in same if p for k in p}
-        varying = {k for k in keys if k != "seed" and len({repr((p or {}).get(k)) for p in same}) > 1}
-        names.append(params_text(row, varying))
-    return pd.Series(names, index=runs.index, dtype=object)
+    def text(name: object, p: dict) -> str:
+        if not isinstance(name, str):
+            return "random"
+        return " ".join([name, *(f"{k}={p[k]}" for k in varying[name] if k in p)])
+
+    return pd.Series([text(n, p) for n, p in zip(runs["ds_estimator"], params, strict=True)], index=runs.index,
+                     dtype=object)
 
 
 def estimators_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     """Rows: estimators, best KD + LR + DS first; columns: accuracy and Δ over KD of KD + DS and of
     KD + LR + DS, the scoring seconds and, with label noise, the detection AUROC."""
     column = metric_column(frame, metric)
-    ds = frame[frame["ds"].astype(bool) & (frame["method"] == KD)].copy()
+    ds = frame[frame["ds"] & (frame["method"] == KD)].copy()
     ds["estimator"] = estimator_names(ds)
-    base = mean_std(kd_baseline(frame)[column])
+    base = mean_std(plain_kd(frame)[column])
     noisy = bool((frame["noise_rate"].fillna(0.0) > 0).any())
     records = []
     for name, runs in ds.groupby("estimator", sort=False):
         row: dict[str, object] = {"estimator": name}
-        for arm, arm_runs in (("KD+DS", runs[~runs["lr"].astype(bool)]), ("KD+LR+DS", runs[runs["lr"].astype(bool)])):
+        for arm, arm_runs in (("KD+DS", runs[~runs["lr"]]), ("KD+LR+DS", runs[runs["lr"]])):
             stats = mean_std(arm_runs[column])
             row[arm] = stats
             row[f"Δ {arm}"] = (delta(stats, base), welch_p(stats, base))

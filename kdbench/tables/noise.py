@@ -18,16 +18,11 @@ from kdbench.tables.cells import (
     metric_column,
     welch_p,
 )
-from kdbench.tables.paper_common import KD
+from kdbench.tables.paper_common import plain_kd
 
 
 def rate_name(rate: float) -> str:
     return f"{100 * rate:g}% noise"
-
-
-def kd_baseline(runs: pd.DataFrame) -> pd.DataFrame:
-    """Vanilla KD: the KD runs without Data Selection or Label Revision."""
-    return runs[(runs["method"] == KD) & ~runs["ds"].astype(bool) & ~runs["lr"].astype(bool)]
 
 
 def noise_table(frame: pd.DataFrame, metric: str = "best") -> Table:
@@ -44,13 +39,14 @@ def noise_table(frame: pd.DataFrame, metric: str = "best") -> Table:
             else (float("nan"), float("nan"), 0)
         teacher_row.append(format_cell(teacher[0], 0.0, min(teacher[2], 1)))
         tidy.append({"row": "Teacher", "noise_rate": rate, "mean": teacher[0], "std": 0.0, "n": teacher[2]})
-    kd_label = kd_baseline(frame)["label"].iloc[0] if len(kd_baseline(frame)) else None
+    baseline = plain_kd(frame)
+    kd_label = baseline["label"].iloc[0] if len(baseline) else None
     for label in labels:
         row, drow = [label], [f"Δ {label} − {kd_label}"]
         for rate in rates:
             at = frame[frame["noise_rate"].fillna(0.0) == rate]
             stats = mean_std(at[at["label"] == label][column])
-            base = mean_std(kd_baseline(at)[column])
+            base = mean_std(plain_kd(at)[column])
             row.append(format_cell(*stats))
             drow.append(format_delta(delta(stats, base), welch_p(stats, base)))
             tidy.append({"row": label, "noise_rate": rate, "mean": stats[0], "std": stats[1], "n": stats[2],

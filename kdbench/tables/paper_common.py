@@ -51,6 +51,16 @@ class Section:
     used: int  # run records that went into some cell
 
 
+def plain_kd(rows: pd.DataFrame) -> pd.DataFrame:
+    """Vanilla KD: the KD runs without Data Selection or Label Revision (the baseline of every Δ over KD)."""
+    return rows[(rows["method"] == KD) & ~rows["ds"] & ~rows["lr"]]
+
+
+def kd_lr_ds(rows: pd.DataFrame) -> pd.DataFrame:
+    """The paper's method: KD with Label Revision and Data Selection."""
+    return rows[(rows["method"] == KD) & rows["ds"] & rows["lr"]]
+
+
 def is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 

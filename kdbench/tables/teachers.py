@@ -23,8 +23,8 @@ from kdbench.tables.cells import (
     teacher_stats,
     welch_p,
 )
-from kdbench.tables.noise import kd_baseline
-from kdbench.tables.paper_common import KD
+from kdbench.tables.paper_common import kd_lr_ds, plain_kd
+from kdbench.tables.plots import add_caption, new_figure, note_empty, png_bytes, set_title
 
 
 def teacher_rows(frame: pd.DataFrame, metric: str = "best") -> list[dict[str, object]]:
@@ -35,8 +35,8 @@ def teacher_rows(frame: pd.DataFrame, metric: str = "best") -> list[dict[str, ob
     for teacher, student in pairs(frame):
         runs = frame[(frame["teacher"] == teacher) & (frame["student"] == student)]
         scratch = mean_std(frame[(frame["method"] == SCRATCH_METHOD) & (frame["student"] == student)][column])
-        kd = mean_std(kd_baseline(runs)[column])
-        ours = mean_std(runs[(runs["method"] == KD) & runs["ds"].astype(bool) & runs["lr"].astype(bool)][column])
+        kd = mean_std(plain_kd(runs)[column])
+        ours = mean_std(kd_lr_ds(runs)[column])
         rows.append({"teacher": teacher, "student": student, "teacher_top1": teacher_stats(frame, teacher, student)[0],
                      "scratch": scratch, "kd": kd, "ours": ours, "kd_gain": delta(kd, scratch),
                      "ours_gain": delta(ours, kd), "ours_p": welch_p(ours, kd)})
@@ -70,8 +70,6 @@ def _tidy(row: dict[str, object], name: str, stats: Stats) -> dict[str, object]:
 def teacher_gain_png(frame: pd.DataFrame, metric: str = "best") -> bytes:
     """The gain of KD + LR + DS over KD (points, with the KD gain over the student as a second series)
     against the teacher's top-1: does the paper's gain shrink as the teacher nears the student?"""
-    from kdbench.tables.plots import add_caption, new_figure, note_empty, png_bytes, set_title
-
     rows = [r for r in teacher_rows(frame, metric) if not math.isnan(r["teacher_top1"])]
     figure, ax = new_figure()
     x = [r["teacher_top1"] for r in rows]

@@ -82,8 +82,7 @@ def accuracy(
 def split_accuracy(model: nn.Module, data: AnyDataset, split: str, device: str, *, batch_size: int = 1024,
                    loader_workers: int = 4, mixed_precision: bool = True) -> Accuracy:
     """Top-1/top-5 of ``model`` on one split of either kind of dataset (a teacher checked once on load)."""
-    source = open_source(data, SourceSettings(batch_size=batch_size, augment=False, drop_last=False, device=device,
-                                              eval_batch_size=batch_size, loader_workers=loader_workers))
+    source = open_source(data, SourceSettings.evaluation(device, batch_size, loader_workers))
     try:
         return Accuracy.of_counts(hit_counts(model, source.eval_batches(split), device, mixed_precision))
     finally:

@@ -57,8 +57,7 @@ def scoring_inputs(
 ) -> ScoringInputs:
     """Everything an estimator may use, computed once from the teacher (and its training checkpoints)."""
     device = str(next(teacher.parameters()).device)
-    source = open_source(data, SourceSettings(batch_size=batch_size, augment=False, drop_last=False, device=device,
-                                              eval_batch_size=batch_size, loader_workers=loader_workers))
+    source = open_source(data, SourceSettings.evaluation(device, batch_size, loader_workers))
     try:
         train = split_outputs(teacher, source, "train")
         val = split_outputs(teacher, source, "val") if source.size("val") else None

@@ -40,6 +40,12 @@ class SourceSettings:
     loader_workers: int = 4
     shard: Shard = Shard()
 
+    @classmethod
+    def evaluation(cls, device: str, batch_size: int, loader_workers: int) -> SourceSettings:
+        """Settings of a pass that only evaluates (a teacher measured once, the scoring pass)."""
+        return cls(batch_size=batch_size, augment=False, drop_last=False, device=device, eval_batch_size=batch_size,
+                   loader_workers=loader_workers)
+
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's order and augmentation: the same for every kind of source and every rank."""

@@ -140,15 +140,6 @@ def collate_skipping(samples: list[tuple[Tensor, int, int] | None]) -> FolderBat
                        torch.tensor([s[2] for s in good]), skipped)
 
 
-def loader(images: FolderImages, batch_size: int, *, shuffle: bool, workers: int, seed: int = 0,
-           pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """Batches from worker processes (persistent when there are any); the shuffle is seeded."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                                       num_workers=workers, pin_memory=pin_memory, collate_fn=collate_skipping,
-                                       persistent_workers=workers > 0)
-
-
 class EpochBatches:
     """The batch sampler of a stream: this rank's share of every global batch of one epoch, as
     ``(index, epoch_seed)`` keys. ``seed`` is set before each pass (as ``DistributedSampler.set_epoch``)."""
