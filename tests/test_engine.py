@@ -10,7 +10,7 @@ from kdbench.plan import Recipe
 from kdbench.store import ResumeFile
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, TrainingDiverged, train
-from kdbench.train.supervision import Supervision, combine_loss
+from kdbench.train.supervision import Supervision
 from kdbench_plugins.datasets.synthetic import make_synthetic
 from kdbench_plugins.methods.ce import CrossEntropy
 from kdbench_plugins.methods.kd import HintonKD
@@ -80,15 +80,16 @@ def test_distill_mask_routes_samples(data):
     assert torch.allclose(all_distilled.state_dict()[key], kd.state_dict()[key], atol=1e-6)
 
 
-def test_combine_loss_by_hand():
+def test_data_selection_loss_by_hand():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     targets = torch.tensor([0, 0])
     terms = LossTerms(sample={"a": torch.tensor([10.0, 20.0], dtype=torch.float64)},
                       batch={"feat": torch.tensor(3.0, dtype=torch.float64)})
     ce1 = -torch.log_softmax(logits[1], 0)[0]
-    got = combine_loss(terms, logits, targets, torch.tensor([True, False]))
-    assert got.item() == pytest.approx((10.0 + ce1.item()) / 2 + 3.0)
-    assert combine_loss(terms, logits, targets, None).item() == pytest.approx(15.0 + 3.0)
+    rows = torch.arange(2)
+    got = Supervision(torch.tensor([True, False])).batch_loss(terms, logits, None, targets, rows)
+    assert got.total().item() == pytest.approx((10.0 + ce1.item()) / 2 + 3.0)
+    assert Supervision().batch_loss(terms, logits, None, targets, rows).total().item() == pytest.approx(15.0 + 3.0)
 
 
 class Exploding(DistillationMethod):
@@ -116,7 +117,7 @@ def test_resume_from_epoch_checkpoint_matches_uninterrupted(data, tmp_path):
     config = EngineConfig(recipe=recipe(4), seed=0, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
         train(student, CrossEntropy(), data, config, checkpointer=ResumeFile(resume), on_epoch_end=interrupt)
-    assert torch.load(resume, weights_only=False)["epoch"] == 2
+    assert torch.load(resume, weights_only=True)["epoch"] == 2
     torch.manual_seed(99)  # a fresh process: different init, all of it replaced by the checkpoint
     student = CIFAR_MODELS["resnet8"](num_classes=data.num_classes)
     resumed = train(student, CrossEntropy(), data, config, checkpointer=ResumeFile(resume))

@@ -24,10 +24,19 @@ from torch import Tensor, nn
 
 from kdbench.contracts import DistillationMethod, StepInputs, TrainingRecipe
 from kdbench.train.batches import Batch
-from kdbench.train.distributed import Shard, any_rank, average_gradients, sum_over_ranks, wrap_student
+from kdbench.train.distributed import (
+    Shard,
+    any_rank,
+    average_gradients,
+    broadcast_buffers,
+    check_shard,
+    shares_of_global_batch,
+    sum_over_ranks,
+    wrap_student,
+)
 from kdbench.train.evaluate import Accuracy, autocast, hit_counts
 from kdbench.train.sources import AnyDataset, BatchSource, SourceSettings, open_source
-from kdbench.train.supervision import Supervision
+from kdbench.train.supervision import BatchLoss, Supervision
 from kdbench.train.teacher_outputs import LiveTeacher, TeacherLogits
 
 
@@ -168,10 +177,12 @@ def train(
         device=config.device, eval_batch_size=config.eval_batch_size, channels_last=_uses_channels_last(config),
         loader_workers=config.loader_workers, shard=shard))
     try:
+        check_shard(recipe.batch_size, source.size("train"), shard)
         reporter.start(config.label, recipe.epochs, source.steps, first_epoch)
         for epoch in range(first_epoch, recipe.epochs + 1):
             start = time.perf_counter()
             metrics = _train_epoch(nets, method, source, supervision, optimizer, config, epoch, reporter)
+            broadcast_buffers(student, shard)
             test = _evaluate(student, source, "test", config)
             metrics.test_top1, metrics.test_top5 = test.top1, test.top5
             if source.size("val"):
@@ -298,7 +309,7 @@ def _train_epoch(
     reporter: Reporter,
 ) -> EpochMetrics:
     """One pass over the training set; evaluation fields are left for the caller (``test_top1`` nan)."""
-    recipe, device = config.recipe, config.device
+    recipe, device, shard = config.recipe, config.device, config.shard
     lr = recipe.lr_at(epoch)
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -315,27 +326,32 @@ def _train_epoch(
     start = time.perf_counter()
     for batch in source.train_epoch(config.seed, epoch):
         skipped += batch.skipped
-        if not len(batch):  # every file of a streamed batch was unreadable
+        rows = len(batch)
+        if not rows and not shard.distributed:  # every file of a streamed batch was unreadable
             continue
         with autocast(device, config.mixed_precision):
             step = _forward(nets, method, batch, epoch, supervision)
-            terms = nets.loss_terms(step)
-            loss, logged = supervision.batch_loss(terms, step.student_logits, step.teacher_logits, batch.labels,
-                                                  batch.indices)
-        finite &= torch.isfinite(loss.detach())
+            loss = (supervision.batch_loss(nets.loss_terms(step), step.student_logits, step.teacher_logits,
+                                           batch.labels, batch.indices) if rows else None)
+        if shard.distributed:
+            objective, loss_times_rows, logged = _rank_share(loss, step.student_logits, supervision, rows, shard,
+                                                             device)
+        else:
+            assert loss is not None
+            objective, loss_times_rows, logged = _one_process_share(loss, rows)
+        finite &= torch.isfinite(objective.detach())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(method.parameters(), config.shard)
+        objective.backward()
+        average_gradients(method.parameters(), shard)
         optimizer.step()
-        n = batch.labels.shape[0]
-        seen += n
-        loss_sum += loss.detach() * n
+        seen += rows
+        loss_sum += loss_times_rows
         correct += (step.student_logits.detach().argmax(1) == batch.labels).sum()
         for name, value in logged.items():
-            sums[name] = sums.get(name, 0.0) + value.detach().float().mean() * n
+            sums[name] = sums.get(name, 0.0) + value
         reporter.step()
     # one sync per epoch; the epoch's later steps computed on garbage and are discarded
-    if any_rank(not bool(finite), config.shard, device):
+    if any_rank(not bool(finite), shard, device):
         raise TrainingDiverged(f"loss became non-finite in epoch {epoch}")
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -344,7 +360,7 @@ def _train_epoch(
     # float64: the float32 sums and the integer counts convert exactly, so one process's numbers are unchanged
     local = [loss_sum, correct, torch.tensor(seen, device=device), torch.tensor(skipped, device=device),
              *[sums[k] for k in names]]
-    totals = sum_over_ranks(torch.stack([v.double() for v in local]), config.shard).tolist()
+    totals = sum_over_ranks(torch.stack([v.double() for v in local]), shard).tolist()
     loss_total, correct_total, seen, skipped = totals[0], totals[1], int(totals[2]), int(totals[3])
     sums_total = dict(zip(names, totals[4:], strict=True))
     return EpochMetrics(
@@ -358,3 +374,44 @@ def _train_epoch(
         losses={k: v / max(seen, 1) for k, v in sums_total.items()},
         unreadable=skipped if source.streamed else None,
     )
+
+
+def _one_process_share(loss: BatchLoss, rows: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """What one process minimises, and adds to its epoch sums: the loss × rows and each named term × rows."""
+    objective = loss.total()
+    logged = {name: value.detach().float().mean() * rows for name, value in loss.named_terms().items()}
+    return objective, objective.detach() * rows, logged
+
+
+def _rank_share(loss: BatchLoss | None, logits: Tensor, supervision: Supervision, rows: int, shard: Shard,
+                device: str) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """A DDP rank's share of one global batch (docs/methods.md §1).
+
+    Each loss part is weighted by ``world · c_r / Σ c``, its subset's size here over the global one, so the
+    gradient DDP averages over the ranks is that of the global batch's loss, also when the batch splits
+    unevenly. The epoch-sum contributions are weighted the same way: summed over the ranks they are what one
+    process adds for the whole batch. A rank with no rows (a last batch smaller than the process count)
+    takes part in the gradient all-reduce with zero gradients.
+    """
+    def count(c: Tensor | int | None) -> Tensor:  # a fill kernel or a cast on the device: no host sync
+        if isinstance(c, Tensor):
+            return c.to(torch.float64)
+        return torch.full((), float(rows if c is None else c), dtype=torch.float64, device=device)
+
+    parts = [c for _, c in loss.parts.values()] if loss is not None else [0] * len(supervision.part_names)
+    share, totals = shares_of_global_batch(torch.stack([count(rows), *(count(c) for c in parts)]), shard)
+    if loss is None:
+        return logits.sum() * 0.0, torch.zeros((), device=device), {}
+    weights = (share[1:] * shard.world).float()
+    global_rows = totals[0]
+    objective = torch.zeros((), device=device)
+    loss_times_rows = torch.zeros((), dtype=torch.float64, device=device)
+    logged = {}
+    for i, (name, (mean, _)) in enumerate(loss.parts.items()):
+        objective = objective + mean * weights[i].to(mean.dtype)
+        part_times_rows = mean.detach().double() * share[i + 1] * global_rows
+        loss_times_rows = loss_times_rows + part_times_rows
+        if not name.startswith("_"):
+            logged[name] = part_times_rows.float()
+    logged.update({name: value.detach().float().mean() * rows for name, value in loss.logged.items()})
+    return objective, loss_times_rows.float(), logged

@@ -28,25 +28,26 @@ class RevisionLossConfig:
     temperature: float = 1.0  # teacher temperature of pt = softmax(zt / T) before revision
 
 
-def _subset_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``values`` over ``mask``; an empty subset contributes exactly 0 (and no NaN)."""
+def _subset_mean(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of ``values`` over ``mask`` and the subset's size; an empty subset contributes exactly 0 (no NaN)."""
     count = mask.sum()
-    return torch.where(mask, values, torch.zeros_like(values)).sum() / count.clamp(min=1)
+    return torch.where(mask, values, torch.zeros_like(values)).sum() / count.clamp(min=1), count
 
 
-def revision_loss(
+def revision_terms(
     student_logits: Tensor,
     teacher_logits: Tensor,
     targets: Tensor,
     strategy: LabelRevision,
     config: RevisionLossConfig,
     distill: Tensor | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Eq. (11) on a batch, with Data Selection.
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Eq. (11)'s three terms on a batch, with Data Selection, each as ``(mean over its subset, subset size)``.
 
     ``distill`` marks D_t (None: every sample). Samples outside D_t (D_s) get CE only. Each term is
     averaged over its own subset [docs/methods.md §5, a choice]: CE over R ∪ D_s, the logit MSE over R, the
-    probability MSE over W; an empty subset contributes 0.
+    probability MSE over W; an empty subset contributes 0. The sizes let the ranks of a DDP run weight their
+    shares to the global batch's subsets (docs/methods.md §1).
     """
     zs, zt = upcast(student_logits), upcast(teacher_logits)
     in_dt = torch.ones_like(targets, dtype=torch.bool) if distill is None else distill
@@ -57,9 +58,25 @@ def revision_loss(
     logit_mse = reduce((zs - zt) ** 2)
     revised = strategy.revise(F.softmax(zt / config.temperature, dim=1), targets)
     prob_mse = reduce((F.softmax(zs, dim=1) - revised) ** 2)
-    parts = {
-        "ce": _subset_mean(ce, right | ~in_dt),
-        "lr_right": config.lambda1 * _subset_mean(logit_mse, right),
-        "lr_wrong": config.lambda2 * _subset_mean(prob_mse, wrong),
+    ce_mean, ce_count = _subset_mean(ce, right | ~in_dt)
+    right_mean, right_count = _subset_mean(logit_mse, right)
+    wrong_mean, wrong_count = _subset_mean(prob_mse, wrong)
+    return {
+        "ce": (ce_mean, ce_count),
+        "lr_right": (config.lambda1 * right_mean, right_count),
+        "lr_wrong": (config.lambda2 * wrong_mean, wrong_count),
     }
+
+
+def revision_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    targets: Tensor,
+    strategy: LabelRevision,
+    config: RevisionLossConfig,
+    distill: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Eq. (11) on a batch (:func:`revision_terms` summed) and its three named terms."""
+    terms = revision_terms(student_logits, teacher_logits, targets, strategy, config, distill)
+    parts = {name: mean for name, (mean, _) in terms.items()}
     return parts["ce"] + parts["lr_right"] + parts["lr_wrong"], parts
