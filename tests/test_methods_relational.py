@@ -477,7 +477,7 @@ def test_engine_trains_crd_and_resumes_exactly(tiny_data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         engine_run(tiny_data, CRD(num_negatives=64), epochs=2, checkpointer=ResumeFile(resume), on_epoch_end=interrupt,
                    config={"checkpoint_every": 1})
-    assert torch.load(resume, weights_only=False)["epoch"] == 1
+    assert torch.load(resume, weights_only=True)["epoch"] == 1
     resumed_method = CRD(num_negatives=64)
     resumed, _ = engine_run(tiny_data, resumed_method, epochs=2, init_seed=99, checkpointer=ResumeFile(resume),
                             config={"checkpoint_every": 1})

@@ -69,8 +69,17 @@ class StepInputs:
     revise_teacher: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def teacher_target(self, teacher_probs: Tensor) -> Tensor:
-        """The teacher distribution a logit loss should use: revised under Label Revision, else as given."""
-        return self.revise_teacher(teacher_probs, self.targets) if self.revise_teacher is not None else teacher_probs
+        """The teacher distribution a logit loss should use (docs/methods.md §7): under Label Revision, revised
+        where the teacher's prediction misses the label and as given where it is right ("the remaining right
+        predictions do not require revision", paper Eqs. 10–11); without LR, as given.
+
+        Right or wrong is the argmax of the teacher's logits (of ``teacher_probs`` without them), the test
+        Eq. (11) makes, so a method's temperature never moves a sample between the two."""
+        if self.revise_teacher is None:
+            return teacher_probs
+        scores = self.teacher_logits if self.teacher_logits is not None else teacher_probs
+        wrong = scores.argmax(dim=1) != self.targets
+        return torch.where(wrong[:, None], self.revise_teacher(teacher_probs, self.targets), teacher_probs)
 
 
 @dataclass

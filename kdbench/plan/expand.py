@@ -219,4 +219,4 @@ def _revision(suite: Suite, registry: Registry, j: int, entry: MethodEntry, meth
     params = comp.resolve(rev.params, lambda k: suite.where("methods", j, "revision", "params", k))
     construct(comp, params, where)
     return RevisionSpec(ComponentRef(rev.name, params, comp.version), rev.lambda1, rev.lambda2, rev.reduction,
-                        rev.temperature)
+                        rev.temperature, in_method=bool(getattr(method.factory, "owns_logit_loss", False)))

@@ -118,15 +118,20 @@ class RevisionSpec:
     lambda2: float = DEFAULT_LAMBDA2
     reduction: Reduction = "mean"
     temperature: float = 1.0
+    # The method owns its logit loss: the strategy revises the teacher distribution it reads, on the samples
+    # the teacher gets wrong, and Eq. (11) plays no part (docs/methods.md §7).
+    in_method: bool = False
 
     def identity(self) -> dict[str, Any]:
-        return {**self.strategy.identity(), "lambda1": self.lambda1, "lambda2": self.lambda2,
+        base = {**self.strategy.identity(), "lambda1": self.lambda1, "lambda2": self.lambda2,
                 "reduction": self.reduction, "temperature": self.temperature}
+        # Keyed only when set: Eq. (11) runs keep their keys; in-method runs revised every sample before.
+        return {**base, "in_method": "wrong_only"} if self.in_method else base
 
     @classmethod
     def from_identity(cls, d: dict[str, Any]) -> RevisionSpec:
         return cls(strategy=ComponentRef.from_identity(d), lambda1=d["lambda1"], lambda2=d["lambda2"],
-                   reduction=d["reduction"], temperature=d["temperature"])
+                   reduction=d["reduction"], temperature=d["temperature"], in_method="in_method" in d)
 
 
 @dataclass(frozen=True)

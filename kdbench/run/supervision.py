@@ -39,10 +39,10 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
                 detection=detection_of(registry.get("estimator", sel.estimator.name), stored, flipped)
                 if flipped is not None else None,
             )
-    revision, config = None, RevisionLossConfig()
+    revision, config, in_method = None, RevisionLossConfig(), False
     if spec.revision is not None:
         rev = spec.revision
         revision = registry.get("revision", rev.strategy.name).factory(**rev.strategy.params)
         config = RevisionLossConfig(rev.lambda1, rev.lambda2, rev.reduction, rev.temperature)
-    in_method = bool(getattr(registry.get("method", spec.method.name).factory, "owns_logit_loss", False))
+        in_method = rev.in_method
     return Supervision(mask, revision, config, revision_in_method=in_method), selection

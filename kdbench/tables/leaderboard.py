@@ -217,7 +217,8 @@ def _short_params(params: str) -> str:
     if data["revision"]:
         rev = data["revision"]
         settings = ", ".join(f"{k}={v}" for k, v in sorted(rev["params"].items()))
-        parts.append(f"LR {rev['name']}({settings}) λ1={rev['lambda1']:g} λ2={rev['lambda2']:g}")
+        where = "inside the method" if rev.get("in_method") else f"λ1={rev['lambda1']:g} λ2={rev['lambda2']:g}"
+        parts.append(f"LR {rev['name']}({settings}) {where}")
     return " · ".join(p for p in parts if p)
 
 
