@@ -16,12 +16,11 @@ What is computed, with the pooled features ``fs = feats_s[-1]``, ``ft = feats_t[
 * Two memory banks N × 128 (buffers), ``memory_s`` of student and ``memory_t`` of teacher embeddings by
   dataset index. Initialised as in the reference: i.i.d. uniform in ``[−1/√(D/3), 1/√(D/3)]`` *without*
   renormalisation (expected squared norm 1, "unit-ish"); rows become unit vectors once visited.
-* For every sample: K negatives drawn i.i.d. (with replacement, as the reference) uniformly from the
-  training samples of the *other* classes, plus the positive, the sample's own index: contrast indices
-  [B, K+1]. K = ``num_negatives`` capped at the smallest other-class count of any class present.
-  Sampling is vectorised through a per-class index table: dataset indices sorted by class; for an anchor
-  of class c the other-class samples are the sorted positions outside c's block, so a uniform integer
-  ``r`` in ``[0, N − n_c)`` maps to position ``r + n_c·[r ≥ start_c]``. Exact, no rejection loop.
+* For every sample: K negatives drawn *without* replacement (as the reference), a uniformly random K-subset
+  of the training samples of the *other* classes, independently per anchor, plus the positive, the sample's
+  own index: contrast indices [B, K+1]. K = ``num_negatives`` capped at the smallest other-class count of
+  any class present. How they are drawn (random keys and the K smallest, or i.i.d. draws with duplicates
+  redrawn, by a size rule) is in :meth:`CRD.sample_negatives`; docs/methods.md §4 has the facts.
 * Scores in both directions (as in the reference): the student anchor ``v_s`` against the *teacher* bank
   rows ``memory_t[contrast]`` and the teacher anchor ``v_t`` against the *student* bank rows
   ``memory_s[contrast]``; so the positive is the bank's (momentum-averaged) embedding of the same sample.
@@ -61,6 +60,34 @@ from kdbench.contracts import (
 from kdbench.errors import KdbenchError
 
 NCE_EPS = 1e-7
+
+# How negatives are drawn (see CRD.sample_negatives and docs/methods.md §4). Module constants so that tests
+# can force either strategy.
+DENSE_MAX_KEYS = 2**25  # most random keys (rows × largest other-class count) held at once by the dense strategy
+SPARSE_MAX_FRACTION = 0.125  # the sparse strategy only when K ≤ this fraction of every anchor's candidates
+KEY_RANGE = 2**62  # dense keys are uniform integers in [0, KEY_RANGE); KEY_RANGE itself marks "not a candidate"
+
+
+def negative_strategy(batch: int, max_other: int, min_other: int, k: int) -> tuple[str, int]:
+    """How to draw K distinct negatives for ``batch`` anchors: ``("dense", rows per block)`` or ``("sparse", 0)``.
+
+    ``max_other`` and ``min_other`` are the largest and smallest number of other-class candidates of any
+    class. Dense (random keys, K smallest) costs ``batch × max_other`` keys but no host synchronisation; it
+    runs in one block when that is at most ``DENSE_MAX_KEYS``. Above, the sparse strategy (i.i.d. draws,
+    duplicates redrawn; one host check per round) is used when collisions are rare, ``k ≤ SPARSE_MAX_FRACTION
+    · min_other``; otherwise dense in blocks of rows that each stay within ``DENSE_MAX_KEYS``.
+    """
+    if batch * max_other <= DENSE_MAX_KEYS:
+        return "dense", max(1, batch)
+    if k <= SPARSE_MAX_FRACTION * min_other:
+        return "sparse", 0
+    return "dense", max(1, DENSE_MAX_KEYS // max_other)
+
+
+def uniform_below(bound: Tensor, generator: torch.Generator) -> Tensor:
+    """One uniform integer in ``[0, bound)`` per element of ``bound`` (int64, any positive values)."""
+    u = torch.rand(bound.shape, generator=generator, device=bound.device, dtype=torch.float64)
+    return torch.minimum((u * bound).long(), bound - 1)
 
 
 def nce_loss(probs: Tensor, num_data: int) -> Tensor:
@@ -108,6 +135,8 @@ class CRD(DistillationMethod):
         self.nce_t, self.momentum = float(nce_t), float(momentum)
         self.num_data = 0
         self.effective_negatives = 0  # num_negatives capped at what every class can offer; set in setup
+        self._min_other = self._max_other = 0  # fewest and most other-class candidates of any class; set in setup
+        self._equal_classes = True
         self._seed = 0
         self._generator: torch.Generator | None = None
         self._pending_rng: tuple[str, Tensor] | None = None
@@ -139,6 +168,8 @@ class CRD(DistillationMethod):
             raise KdbenchError("crd needs training samples of at least two classes to draw negatives")
         self.num_data = num_data
         self.effective_negatives = min(self.num_negatives, available)
+        self._min_other, self._max_other = available, int((num_data - present).max())
+        self._equal_classes = self._min_other == self._max_other  # then no anchor's keys need masking
         self.register_buffer("class_of", labels, persistent=False)
         self.register_buffer("by_class", torch.argsort(labels, stable=True), persistent=False)
         self.register_buffer("class_count", counts, persistent=False)
@@ -187,17 +218,54 @@ class CRD(DistillationMethod):
             self._pending_rng = (str(state["rng_device"]), state["rng_state"])
 
     def sample_negatives(self, indices: Tensor) -> Tensor:
-        """K dataset indices per anchor, i.i.d. uniform over training samples of other classes: [B, K]."""
+        """K distinct dataset indices per anchor, a uniform K-subset of the other-class samples: [B, K].
+
+        Without replacement, as the reference, and independently per anchor. An anchor of class c has
+        ``M_c = N − n_c`` candidates, the sorted positions outside c's block of ``by_class``; a candidate
+        rank ``r`` in ``[0, M_c)`` is position ``r + n_c·[r ≥ start_c]``. The ranks come from
+        :func:`negative_strategy`'s choice: dense draws a uniform random key per rank (ranks ≥ M_c get a key
+        above all others) and keeps the K smallest keys, which is an exactly uniform K-subset (up to ties of
+        62-bit keys) without any host synchronisation; sparse draws K i.i.d. ranks and redraws repeats until
+        none is left, i.e. keeps the first K distinct values of an i.i.d. stream, again a uniform K-subset.
+        The order of the negatives within a row is not random; the loss does not depend on it.
+        """
         device = self.class_of.device
         cls = self.class_of[indices]
         count = self.class_count[cls].unsqueeze(1)
         start = self.class_start[cls].unsqueeze(1)
-        other = self.num_data - count  # how many samples of other classes, per anchor
+        other = self.num_data - count  # M_c: how many samples of other classes, per anchor [B, 1]
         gen = self._generator_on(device)
-        u = torch.rand(indices.shape[0], self.effective_negatives, generator=gen, device=device, dtype=torch.float64)
-        r = torch.minimum((u * other).long(), other - 1)  # uniform integer in [0, N - n_c)
-        position = r + count * (r >= start)  # skip the anchor's own class block
+        batch, k = int(indices.shape[0]), self.effective_negatives
+        strategy, rows = negative_strategy(batch, self._max_other, self._min_other, k)
+        if batch == 0:
+            rank = torch.zeros(0, k, dtype=torch.long, device=device)
+        elif strategy == "sparse":
+            rank = self._ranks_sparse(other, gen)
+        else:
+            rank = torch.cat([self._ranks_dense(other[i : i + rows], gen) for i in range(0, batch, rows)])
+        position = rank + count * (rank >= start)  # skip the anchor's own class block
         return self.by_class[position]
+
+    def _ranks_dense(self, other: Tensor, gen: torch.Generator) -> Tensor:
+        """Random keys over ``[0, M_max)`` per row, ranks ≥ the row's M_c excluded, the K smallest kept."""
+        keys = torch.randint(0, KEY_RANGE, (other.shape[0], self._max_other), generator=gen, device=other.device)
+        if not self._equal_classes:
+            keys.masked_fill_(torch.arange(self._max_other, device=other.device) >= other, KEY_RANGE)
+        return keys.topk(self.effective_negatives, dim=1, largest=False, sorted=False).indices
+
+    def _ranks_sparse(self, other: Tensor, gen: torch.Generator) -> Tensor:
+        """K i.i.d. ranks per row, every repeat of an earlier value redrawn until a row holds K distinct ones.
+
+        One host check per round; meant for K small against M_c, where a round or two suffice.
+        """
+        rank = uniform_below(other.expand(-1, self.effective_negatives), gen)
+        while True:
+            ordered, order = rank.sort(dim=1, stable=True)  # stable: which copy is "the repeat" is fixed
+            repeat = torch.zeros_like(rank, dtype=torch.bool)
+            repeat.scatter_(1, order[:, 1:], ordered[:, 1:] == ordered[:, :-1])
+            if not bool(repeat.any()):
+                return rank
+            rank[repeat] = uniform_below(other.expand_as(rank)[repeat], gen)
 
     # -- loss ------------------------------------------------------------------------------------------
 
@@ -268,4 +336,4 @@ class CRD(DistillationMethod):
 
 @hookimpl
 def kdbench_register_methods(register: Callable[..., Any]) -> None:
-    register("crd", CRD)
+    register("crd", CRD, version="2")  # 2: negatives without replacement (issue 19)
