@@ -6,12 +6,14 @@ Hooks (``hookspecs``), and one contract per component kind: methods (``methods``
 helpers in ``losses``), data-value estimators (``estimators``), label revisions (``revisions``),
 datasets held in memory (``datasets``) or streamed from disk (``streams``), models (``models``),
 executors (``executors``) and experiment-tracker loggers (``loggers``); the resolved training recipe a run
-trains under (``recipe``); and ``register_folder`` for plugin packages that keep one component per module.
+trains under (``recipe``); ``register_folder`` for plugin packages that keep one component per module; and
+``temporary_beside`` (``files``), the temporary file of an atomic write, created under the user's umask.
 """
 
 from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats, hold_out_validation
 from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
 from kdbench.contracts.executors import Executor, Job, require
+from kdbench.contracts.files import temporary_beside
 from kdbench.contracts.hookspecs import hookimpl
 from kdbench.contracts.loggers import EpochLog, FinalLog, RunInfo, RunLogger, require_extra, safe_name
 from kdbench.contracts.losses import cross_entropy_per_sample, kl_from_target, kl_per_sample, upcast
@@ -72,5 +74,6 @@ __all__ = [
     "require",
     "require_extra",
     "safe_name",
+    "temporary_beside",
     "upcast",
 ]

@@ -4,8 +4,9 @@ The worker that owns a run prepares everything the ranks only read — the teach
 needed), the Data Selection scores, a teacher-output table — so that no two ranks compute the same thing.
 Then it starts ``world`` processes (spawn); each rebuilds a worker from the same plain options, joins the
 process group (NCCL on GPUs, gloo on CPU) through a rendezvous file, and trains its shard of every global
-batch. Rank 0 alone saves resume checkpoints and writes the outcome, which the owning worker turns into
-the run's record; a killed DDP run resumes from rank 0's last checkpoint like any other run.
+batch. Rank 0 alone saves resume checkpoints and writes the outcome (as plain data, read back with
+``weights_only=True``), which the owning worker turns into the run's record; a killed DDP run resumes from
+rank 0's last checkpoint like any other run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ import torch
 from kdbench.errors import KdbenchError
 from kdbench.plan.spec import RunSpec
 from kdbench.run.options import RunOptions
+from kdbench.run.teacher_outputs import ServedLogits
+from kdbench.store import TeacherCacheRecord
+from kdbench.store.files import plain
 from kdbench.train.distributed import Shard
+from kdbench.train.engine import EpochMetrics, TrainOutcome
 
 RESULT_FILE = "rank0.pt"
 
@@ -62,7 +67,7 @@ def _rank_main(rank: int, make_worker: Callable[..., Any], options: RunOptions, 
         worker = make_worker(device=where.device, threads=where.threads, quiet=options.quiet or rank > 0)
         outcome, served = worker.train_shard(spec, Shard(rank, world))
         if rank == 0:
-            torch.save({"outcome": outcome, "served": served}, Path(rendezvous) / RESULT_FILE)
+            torch.save(result_data(outcome, served), Path(rendezvous) / RESULT_FILE)
     finally:
         dist.destroy_process_group()
 
@@ -83,5 +88,22 @@ def train_on_ranks(make_worker: Callable[..., Any], options: RunOptions, spec: R
             if last.startswith("kdbench.errors.KdbenchError: "):  # a user error stays one line and exit 2
                 raise KdbenchError(last.partition(": ")[2]) from None
             raise RuntimeError(f"a rank of the {world}-process run failed: {last}") from exc
-        result = torch.load(Path(rendezvous) / RESULT_FILE, weights_only=False)
-    return result["outcome"], result["served"]
+        return from_result_data(torch.load(Path(rendezvous) / RESULT_FILE, weights_only=True))
+
+
+def result_data(outcome: TrainOutcome, served: ServedLogits) -> dict[str, Any]:
+    """Rank 0's outcome and teacher-logit record as plain data (dicts, lists, numbers, strings): the file is
+    read back with ``torch.load(weights_only=True)``, which builds no other object."""
+    return plain({
+        "outcome": {"epochs": [m.as_dict() for m in outcome.epochs], "wall_time_s": float(outcome.wall_time_s),
+                    "train_images_per_s": float(outcome.train_images_per_s)},
+        "served": served.record.model_dump(mode="json") if served.record is not None else None,
+    })
+
+
+def from_result_data(data: dict[str, Any]) -> tuple[TrainOutcome, ServedLogits]:
+    """The ``(TrainOutcome, ServedLogits)`` of :func:`result_data` (the logits' source stays with the rank)."""
+    outcome = data["outcome"]
+    epochs = [EpochMetrics.from_dict(m) for m in outcome["epochs"]]
+    record = TeacherCacheRecord.model_validate(data["served"]) if data["served"] is not None else None
+    return TrainOutcome(epochs, outcome["wall_time_s"], outcome["train_images_per_s"]), ServedLogits(None, record)

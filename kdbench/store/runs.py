@@ -15,6 +15,7 @@ A record is never overwritten except by ``--force``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec
-from kdbench.store.files import atomic_torch_save, atomic_write_json, read_json
+from kdbench.store.files import UnreadableFile, atomic_torch_save, atomic_write_json, load_tensors, plain, read_json
 from kdbench.store.locks import file_lock
 from kdbench.store.records import FailureRecord, RunRecord, read_finished
 
@@ -50,19 +52,32 @@ def read_run_record(path: Path) -> RunRecord | None:
 
 @dataclass(frozen=True)
 class ResumeFile:
-    """An engine checkpointer that keeps a run's resume state in one file, written atomically."""
+    """An engine checkpointer that keeps a run's resume state in one file, written atomically.
+
+    The state (state dicts, the epochs so far as plain dicts, numbers) is tensors and plain data only, and
+    is read back as such (:func:`~kdbench.store.files.load_tensors`): a file that does not load that way (a
+    planted pickle, a foreign or truncated file) is passed over with a one-line warning and the run starts
+    again from its first epoch; its next checkpoint replaces the file."""
 
     path: Path
 
     def load(self, device: str) -> dict[str, Any] | None:
-        import torch
-
         if not self.path.is_file():
             return None
-        return torch.load(self.path, map_location=device, weights_only=False)
+        try:
+            state = load_tensors(self.path, map_location=device)
+        except UnreadableFile as exc:
+            reason = str(exc)
+        else:
+            if isinstance(state, dict):
+                return state
+            reason = f"it holds a {type(state).__name__}, not a resume state"
+        warnings.warn(f"{self.path}: resume checkpoint not loaded ({reason}); the run starts again from epoch 1",
+                      KdbenchWarning, stacklevel=2)
+        return None
 
     def save(self, state: dict[str, Any]) -> None:
-        atomic_torch_save(state, self.path)
+        atomic_torch_save(plain(state), self.path)
 
 
 class RunStore:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor
 
+from kdbench.contracts.files import temporary_beside
 from kdbench.store.files import atomic_write_json, read_json
 from kdbench.store.locks import file_lock
 
@@ -55,9 +55,8 @@ class TableWriter:
     def __init__(self, store: TeacherOutputStore, key: str, shape: tuple[int, int, int], dtype: str) -> None:
         self.store, self.key, self.shape, self.dtype = store, key, shape, dtype
         store.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".bin", dir=store.root)
+        fd, self.tmp = temporary_beside(store.paths(key)[0])  # under the user's umask, like every kdbench file
         os.close(fd)
-        self.tmp = Path(tmp)
         self._array = np.memmap(self.tmp, dtype=DTYPES[dtype][0], mode="w+", shape=shape)
         self._table = torch.from_numpy(self._array).view(-1, shape[2])  # rows: view · samples + index
         self._max_abs = 0.0

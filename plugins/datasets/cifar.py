@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kdbench.contracts import ImageDataset, hookimpl
+from kdbench.contracts import ImageDataset, hookimpl, temporary_beside
 from kdbench.errors import KdbenchError
 from kdbench_plugins.datasets._common import check_split_args, finish
 
@@ -105,8 +105,7 @@ def _download(url: str, md5: str, dest: Path, name: str) -> None:
     failure the temp file is removed.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = temporary_beside(dest, suffix=".part")  # under the user's umask: others may read the archive
     try:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
