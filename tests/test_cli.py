@@ -254,3 +254,71 @@ def test_score_writes_csv_and_histogram(tmp_path, capsys):
     assert png.startswith(b"\x89PNG")
     assert main(args) == 0 and "influence scored" in capsys.readouterr().out  # cached: same answer
     assert main(["score", str(suite), "--estimator", "influence", "--param", "solver"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.yaml", "--threads", "0"], "'--threads'"),  # the range is checked before the suite is read
+        (["run", "missing.yaml", "--nproc", "0"], "'--nproc'"),
+        (["run", "missing.yaml", "--eval-batch-size", "0"], "'--eval-batch-size'"),
+        (["score", "missing.yaml", "--loader-workers", "-1"], "'--loader-workers'"),
+        (["tune", "missing.yaml", "--trials", "0"], "'--trials'"),
+        (["run", "missing.yaml", "--checkpoint-every", "-1"], "'--checkpoint-every'"),
+        (["run", "missing.yaml", "--threads", "two"], "'--threads'"),
+        (["tables", "quickstart", "--metric", "worst"], "'worst' is not one of 'best', 'last'"),
+        (["tables", "quickstart", "--layout", "grid"], "'grid' is not one of 'method_pair'"),
+        (["list", "widget"], "'widget' is not one of 'method'"),
+        (["run", "missing.yaml", "--bogus"], "No such option: --bogus"),
+        (["run"], "Missing argument 'SUITE'"),
+        (["teacher", "eval", "ckpt.pth"], "Missing option '--arch'"),
+        (["teacher"], "Missing command"),
+        (["train"], "No such command 'train'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, args, message, monkeypatch, capsys):
+    """A bad option value, a number out of range, an unknown option or a missing argument: one line, no panel."""
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kdbench: error: ") and message in lines[0], lines
+    assert not captured.out and not (tmp_path / "runs").exists()
+
+
+def test_help_lists_every_command_and_option(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("run", "tune", "list", "tables", "score", "teacher", "export-folder", "publish", "leaderboard",
+                    "--install-completion", "--show-completion"):
+        assert command in out
+    assert main(["run", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "--checkpoint-every N" in out and "--quiet" in out and "no progress bars" in out
+
+
+def test_shell_completion_offers_commands_and_choices(tmp_path):
+    env = {**os.environ, "_KDBENCH_COMPLETE": "complete_bash", "COMP_WORDS": "kdbench tables x --metric ",
+           "COMP_CWORD": "4"}
+    proc = subprocess.run([sys.executable, "-m", "kdbench.cli"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == ["best", "last"], proc.stderr
+
+
+def test_readme_command_table_is_the_clis():
+    """The table under README's Commands is rendered from the CLI: `python -m kdbench.cli.reference` rewrites it."""
+    from kdbench.cli.reference import differences
+
+    assert differences(ROOT / "README.md") == []
+
+
+def test_readme_check_names_what_the_table_lacks_and_rewrites_it(tmp_path, capsys):
+    from kdbench.cli import reference
+
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text()
+    readme.write_text(text.replace(" [--quiet] [--results DIR]` | Trains", " [--results DIR]` | Trains"))
+    assert reference.differences(readme) == ["kdbench run: the table lacks [--quiet]; it lists nothing that the CLI "
+                                             "does not have"]
+    assert reference.main(["--check", str(readme)]) == 1 and "kdbench run" in capsys.readouterr().err
+    assert reference.main([str(readme)]) == 0 and readme.read_text() == text
