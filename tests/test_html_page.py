@@ -2,7 +2,8 @@
 
 The page is parsed back with ``html.parser`` into a small tree, so the tests check what a browser would
 see (elements, attributes, text), not substrings of the markup. The sort script itself is run in Node
-on a minimal stand-in for the DOM when ``node`` is installed.
+on a minimal stand-in for the DOM when ``node`` is installed. The template and the static style and
+script are package data: a wheel built from the tree carries them and renders the same page.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +31,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from kdbench.tables import html_page
 from kdbench.tables.html_page import PageFigure, PageSection, PageTable, render_page
 
 NASTY = '<b>&"\'</b> → ± Δ λ1'  # markup characters, quotes and unicode in one label
@@ -114,6 +121,10 @@ def leaderboard() -> pd.DataFrame:
         "Δ": ["+1.20*", "−0.35", "+0.10", "+1.20", math.nan],
         "p": [0.002, math.nan, 0.04, 1e-05, 0.5],
     })
+
+
+#: The unrounded numbers behind the formatted columns of :func:`leaderboard`, as the leaderboard passes them.
+LEADERBOARD_KEYS = {"top-1 (%)": [74.12, 73.5, math.nan, 74.12, math.nan], "Δ": [1.2, -0.35, 0.1, 1.2, math.nan]}
 
 
 def expected_cell(value: object) -> str:
@@ -283,18 +294,17 @@ def test_every_sortable_table_has_clickable_headers_and_the_script_is_inline() -
 @pytest.mark.parametrize(
     ("cells", "kind", "keys"),
     [
-        (["74.12", "+1.20", "+1.20*", "−0.35", "0.002", "–"], "number", [74.12, 1.2, 1.2, -0.35, 0.002, None]),
-        (["74.12 ± 0.30", "73.5 ± 1.02*", "1,234.5", "12%", "1e-05", "-2E+3"], "number",
-         [74.12, 73.5, 1234.5, 12.0, 1e-05, -2000.0]),
-        (["inf", "-inf", "nan", "", "—", "3"], "number", [math.inf, -math.inf, None, None, None, 3.0]),
-        (["resnet56", "8x4", "74.12"], "text", None),
-        (["74.12 (3)", "1"], "text", None),
+        ([74.12, 1.2, -0.35, 0.002, None, 3], "number", [74.12, 1.2, -0.35, 0.002, None, 3.0]),
+        ([math.inf, -math.inf, math.nan, 10**400], "number", [math.inf, -math.inf, None, math.inf]),
+        # formatted text is never parsed: without sort keys from the caller it sorts as text
+        (["74.12", "+1.20*", "−0.35", "74.12 ± 0.30"], "text", None),
+        (["resnet56", "8x4", 74.12], "text", None),
         (["–", None], "text", None),  # nothing to be numeric about
-        (["1.2.3", "4"], "text", None),
     ],
 )
 def test_numeric_columns_carry_sort_keys(cells: list, kind: str, keys: list | None) -> None:
-    root, _ = parse(render_page("t", [PageSection("s", tables=(PageTable("t", pd.DataFrame({"c": cells})),))]))
+    root, _ = parse(render_page("t", [PageSection("s", tables=(PageTable("t", pd.DataFrame({"c": cells},
+                                                                                            dtype=object)),))]))
     (th,) = root.iter("th")
     assert th.attrs["data-type"] == kind
     tds = list(root.iter("td"))
@@ -334,23 +344,10 @@ def test_rendering_is_deterministic_and_validates_its_inputs() -> None:
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_sort_script_sorts_numbers_text_and_missing_last(tmp_path) -> None:
     natural = pd.DataFrame({"model": ["resnet20", "ResNet8", "resnet110", "–"]})
-    page = render_page("t", [PageSection("s", tables=(PageTable("a", leaderboard()), PageTable("b", natural)))])
-    root, _ = parse(page)
-    (script,) = root.iter("script")
-
-    def attrs(node: Node) -> dict[str, str]:
-        return {k: "" if v is None else v for k, v in node.attrs.items()}
-
-    tables = [{"headers": [{"attrs": attrs(th), "button": bool(list(th.iter("button")))} for th in table.iter("th")],
-               "rows": [{"attrs": attrs(tr), "cells": [{"attrs": attrs(td), "text": td.text()} for td in tr.iter("td")]}
-                        for tr in next(table.iter("tbody")).iter("tr")]}
-              for table in root.iter("table") if "sortable" in table.classes()]
+    table = PageTable("a", leaderboard(), sort_keys=LEADERBOARD_KEYS)
+    page = render_page("t", [PageSection("s", tables=(table, PageTable("b", natural)))])
     clicks = [[0, 0], [0, 0], [0, 1], [0, 1], [0, 2], [0, 2], [0, 3], [0, 3], [0, 3], [0, 1], [1, 0], [1, 0]]
-    harness = tmp_path / "harness.js"
-    harness.write_text(_HARNESS)
-    spec = json.dumps({"script": script.text(), "tables": tables, "clicks": clicks})
-    result = subprocess.run(["node", str(harness)], input=spec, capture_output=True, text=True, timeout=60, check=True)
-    out = json.loads(result.stdout)
+    out = run_sort_script(page, clicks, tmp_path)
     assert out["rootClass"] == "js"
     orders = [step["order"] for step in out["steps"]]
     # Rows: 0 KD 74.12 +1.20* 0.002 | 1 dkd 73.50 −0.35 – | 2 Crd – +0.10 0.04 | 3 FitNet 74.12±0.30 +1.20 1e-05
@@ -376,6 +373,176 @@ def test_sort_script_sorts_numbers_text_and_missing_last(tmp_path) -> None:
     assert aria[7] == ["none", "none", "none", "descending"]
     assert aria[9] == ["none", "ascending", "none", "none"]
     assert aria[11] == ["descending"]
+
+
+def test_sort_keys_are_the_unrounded_values_behind_the_text() -> None:
+    frame = pd.DataFrame({"method": ["KD", "DKD", "CRD", "AT", "FitNet"],
+                          "top-1": ["74.12 ± 0.30*", "74.12", "–", "74.12", "74.12 (3)"],
+                          "pairs": [3, 2, 1, 4, 5]}, index=[10, 11, 12, 13, 14])
+    keys = pd.DataFrame({"top-1": [74.1249, 74.1151, 75.0, math.nan, 74.12]})  # by position, not by index
+    root, _ = parse(render_page("t", [PageSection("s", tables=(PageTable("t", frame, sort_keys=keys),))]))
+    assert [th.attrs["data-type"] for th in root.iter("th")] == ["text", "number", "number"]
+    top1 = [list(tr.iter("td"))[1] for tr in next(root.iter("tbody")).iter("tr")]
+    assert [td.text() for td in top1] == ["74.12 ± 0.30*", "74.12", "–", "74.12", "74.12 (3)"]  # shown as given
+    assert all("num" in td.classes() for td in top1)
+    assert [td.attrs.get("data-sort") for td in top1] == ["74.1249", "74.1151", None, None, "74.12"]
+    assert "data-missing" in top1[2].attrs  # "–" is missing, whatever its key
+    assert "data-missing" in top1[3].attrs  # a NaN key sorts last
+    # An unkeyed column of real numbers sorts by their values.
+    pairs = [list(tr.iter("td"))[2].attrs["data-sort"] for tr in next(root.iter("tbody")).iter("tr")]
+    assert pairs == ["3.0", "2.0", "1.0", "4.0", "5.0"]
+
+
+def test_real_number_cells_sort_by_their_own_values() -> None:
+    frame = pd.DataFrame({"v": [74.1234567, np.float32(0.1), 7, 10**400], "flag": [True, False, True, False]},
+                         dtype=object)
+    root, _ = parse(render_page("t", [PageSection("s", tables=(PageTable("t", frame),))]))
+    rows = [list(tr.iter("td")) for tr in next(root.iter("tbody")).iter("tr")]
+    keys = [row[0].attrs["data-sort"] for row in rows]
+    assert keys == ["74.1234567", repr(float(np.float32(0.1))), "7.0", "Infinity"]
+    assert [th.attrs["data-type"] for th in root.iter("th")] == ["number", "text"]  # booleans are not numbers
+
+
+def test_sort_keys_are_validated_where_the_table_is_made() -> None:
+    frame = pd.DataFrame({"a": ["1", "2"], "b": ["x", "y"]})
+    table = PageTable("t", frame, sort_keys={"a": (1, None), "b": np.array([0.5, np.nan])})
+    assert table.keys["a"][0] == 1.0 and math.isnan(table.keys["a"][1])
+    assert isinstance(table.keys["b"], tuple) and table.keys["b"][0] == 0.5
+    with pytest.raises(ValueError, match="not exactly one column"):
+        PageTable("t", frame, sort_keys={"c": [1, 2]})
+    with pytest.raises(ValueError, match="not exactly one column"):
+        PageTable("t", pd.DataFrame([[1, 2]], columns=["x", "x"]), sort_keys={"x": [1]})
+    with pytest.raises(ValueError, match="1 sort keys for column 'a' of 2 rows"):
+        PageTable("t", frame, sort_keys={"a": [1]})
+    for bad in ("1", True):
+        with pytest.raises(TypeError, match="not a number"):
+            PageTable("t", frame, sort_keys={"a": [bad, 2]})
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_cells_that_print_alike_sort_by_their_unrounded_values(tmp_path) -> None:
+    frame = pd.DataFrame({"method": ["a", "b", "c", "d"], "top-1": ["74.12 ± 0.30*", "74.12", "74.12 ± 0.01", "–"],
+                          "Δ vs KD": ["+0.00", "−0.00", "+0.00*", "+0.00"]})
+    keys = {"top-1": [74.1249, 74.1151, 74.12, 73.0], "Δ vs KD": [0.004, -0.004, 0.001, math.nan]}
+    page = render_page("t", [PageSection("s", tables=(PageTable("t", frame, sort_keys=keys),))])
+    out = run_sort_script(page, [[0, 1], [0, 1], [0, 2], [0, 2]], tmp_path)
+    assert [step["order"] for step in out["steps"]] == [
+        [1, 2, 0, 3],  # 74.1151 < 74.12 < 74.1249, the "–" last (its key is ignored)
+        [0, 2, 1, 3],
+        [1, 2, 0, 3],  # −0.004 < 0.001 < 0.004, the NaN key last
+        [0, 2, 1, 3],
+    ]
+
+
+def csp_directives(root: Node) -> dict[str, str]:
+    policy = next(m for m in root.iter("meta") if m.attrs.get("http-equiv") == "Content-Security-Policy")
+    return dict(d.strip().split(" ", 1) for d in policy.attrs["content"].split(";"))
+
+
+def sha256_source(data: bytes) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode() + "'"
+
+
+def test_csp_hashes_are_the_sha256_of_the_static_files_bytes() -> None:
+    static = resources.files("kdbench.tables") / "static"
+    css, js = (static / "leaderboard.css").read_bytes(), (static / "leaderboard.js").read_bytes()
+    root, _ = parse(render_page("t", [PageSection("s", tables=(PageTable("t", leaderboard()),))]))
+    directives = csp_directives(root)
+    assert directives["style-src"] == sha256_source(css)
+    assert directives["script-src"] == sha256_source(js)
+    assert next(root.iter("style")).text().encode() == css  # inlined exactly as stored
+    assert next(root.iter("script")).text().encode() == js
+
+
+def test_an_edited_static_file_carries_its_own_hash(tmp_path, monkeypatch) -> None:
+    static = resources.files("kdbench.tables") / "static"
+    for name in ("leaderboard.css", "leaderboard.js"):
+        (tmp_path / name).write_bytes((static / name).read_bytes())
+    before = csp_directives(parse(render_page("t", []))[0])
+    monkeypatch.setattr(html_page, "STATIC", tmp_path)
+    assert csp_directives(parse(render_page("t", []))[0]) == before  # a copy hashes the same
+    css = (tmp_path / "leaderboard.css").read_bytes() + b"h1 { color: #000; }\n"
+    (tmp_path / "leaderboard.css").write_bytes(css)
+    js = b"/* edited */\n" + (tmp_path / "leaderboard.js").read_bytes()
+    (tmp_path / "leaderboard.js").write_bytes(js.replace(b"\n", b"\r\n"))  # a CRLF checkout
+    page = render_page("t", [])
+    root, _ = parse(page)
+    after = csp_directives(root)
+    assert after["style-src"] == sha256_source(css) != before["style-src"]
+    # The browser's parser reads CRLF as LF, and so does the page: the hash is of what the browser sees.
+    assert after["script-src"] == sha256_source(js) != before["script-src"]
+    assert "\r" not in page and next(root.iter("style")).text().encode() == css
+    (tmp_path / "leaderboard.js").write_text('var x = "</SCRIPT><script>alert(1)";')
+    with pytest.raises(ValueError, match="</script"):
+        render_page("t", [])
+
+
+def test_a_script_in_a_method_label_cannot_inject_markup() -> None:
+    label = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    frame = pd.DataFrame({"method": [label, "KD"], label: ["74.12", "73.00"], "params": [f"T={label}", "T=4"]})
+    table = PageTable(label, frame, note=label, sort_keys={label: [74.1, 73.0]})
+    section = PageSection(label, intro=label, tables=(table,), figures=(PageFigure(label, png(), caption=label),))
+    page = render_page(label, [section], footer=label)
+    assert "<script>alert" not in page and "<img src=x" not in page
+    root, _ = parse(page)
+    (script,) = root.iter("script")  # the page's own, nothing else
+    assert "alert" not in script.text()
+    (img,) = root.iter("img")
+    assert img.attrs["src"].startswith("data:image/png;base64,") and img.attrs["alt"] == label
+    assert not any(name.startswith("on") for node in root.iter() for name in node.attrs)
+    headers, rows = table_texts(next(root.iter("table")))
+    assert headers == ["method", label, "params"] and rows[0] == [label, "74.12", f"T={label}"]
+    assert next(root.iter("title")).text() == label and next(root.iter("h1")).text() == label
+
+
+@pytest.mark.slow
+def test_the_template_and_static_files_are_package_data(tmp_path) -> None:
+    """A wheel built from the tree carries them, and kdbench installed from it renders the same page."""
+    pytest.importorskip("setuptools.build_meta")
+    repo = Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"
+    for name in ("kdbench", "plugins"):
+        shutil.copytree(repo / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
+    build = "import sys, setuptools.build_meta as b; b.build_wheel(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=source, check=True,
+                   capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    tables = repo / "kdbench" / "tables"
+    expected = {f"kdbench/tables/{path.relative_to(tables).as_posix()}"
+                for folder in ("templates", "static") for path in (tables / folder).rglob("*") if path.is_file()}
+    assert {"kdbench/tables/templates/leaderboard.html.j2", "kdbench/tables/static/leaderboard.css",
+            "kdbench/tables/static/leaderboard.js"} <= expected
+    with zipfile.ZipFile(wheel) as archive:
+        assert expected <= set(archive.namelist())
+        archive.extractall(tmp_path / "site")
+    render = ("import sys; from pathlib import Path; import kdbench.tables.html_page as h; "
+              "assert Path(h.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), h.__file__; "
+              "sys.stdout.write(h.render_page('t', []))")
+    result = subprocess.run([sys.executable, "-c", render, str(tmp_path / "site")], cwd=tmp_path, check=True,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert result.stdout == render_page("t", [])
+
+
+def run_sort_script(page: str, clicks: list[list[int]], tmp_path: Path) -> dict:
+    """The page's own script run in Node on the page's sortable tables; ``clicks`` are [table, column]."""
+    root, _ = parse(page)
+    (script,) = root.iter("script")
+
+    def attrs(node: Node) -> dict[str, str]:
+        return {k: "" if v is None else v for k, v in node.attrs.items()}
+
+    tables = [{"headers": [{"attrs": attrs(th), "button": bool(list(th.iter("button")))} for th in table.iter("th")],
+               "rows": [{"attrs": attrs(tr), "cells": [{"attrs": attrs(td), "text": td.text()} for td in tr.iter("td")]}
+                        for tr in next(table.iter("tbody")).iter("tr")]}
+              for table in root.iter("table") if "sortable" in table.classes()]
+    harness = tmp_path / "harness.js"
+    harness.write_text(_HARNESS)
+    spec = json.dumps({"script": script.text(), "tables": tables, "clicks": clicks})
+    result = subprocess.run(["node", str(harness)], input=spec, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(result.stdout)
 
 
 def _parent(root: Node, child: Node) -> Node:

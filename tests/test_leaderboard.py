@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -127,3 +128,12 @@ def test_the_page_parses_and_holds_every_row_of_the_csv(published):
                    for row in pair_rows), record
     assert len(parser.images) == len(PAIRS) and all(src.startswith("data:image/png;base64,") for src in parser.images)
     assert "http://" not in page and "https://" not in page
+
+
+def test_the_page_sorts_by_the_unrounded_numbers_of_the_csv(published):
+    write_leaderboard(published)
+    page = (published.root / "leaderboard" / "index.html").read_text()
+    csv = pd.read_csv(published.root / "leaderboard" / "digits.csv")
+    # Each "top-1" cell ("84.17 ± 1.26") carries its row's unrounded mean; row order is the CSV's.
+    shown = [float(key) for key in re.findall(r'<td class="num" data-sort="([^"]+)">\d+\.\d\d ± ', page)]
+    assert shown == pytest.approx(list(csv["mean"]), rel=0, abs=0)

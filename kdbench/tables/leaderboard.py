@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -80,7 +80,8 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
             "cuda": env.device.startswith("cuda"), "device_name": env.device_name or env.gpu or env.device,
             "revision": (record.git_revision or "unknown")[:12],
         })
-    return pd.DataFrame(rows)
+    runs: pd.DataFrame = pd.DataFrame(rows)
+    return runs
 
 
 def _joined(values: Iterable[object]) -> str:
@@ -89,12 +90,13 @@ def _joined(values: Iterable[object]) -> str:
 
 def _kd_variant(candidates: pd.DataFrame) -> pd.DataFrame:
     """Plain KD among ``candidates`` (runs of one benchmark and pair): the parameter set with most seeds."""
-    plain = candidates[(candidates["method"] == KD) & ~candidates["ds"] & ~candidates["lr"]]
+    plain: pd.DataFrame = candidates[(candidates["method"] == KD) & ~candidates["ds"] & ~candidates["lr"]]
     if plain.empty:
         return plain
     counts = plain.groupby("variant")["seed"].nunique()
     best = sorted(counts.index, key=lambda v: (-counts[v], v))[0]
-    return plain[plain["variant"] == best]
+    kd: pd.DataFrame = plain[plain["variant"] == best]
+    return kd
 
 
 def board_rows(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -137,7 +139,8 @@ def board_rows(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = pd.DataFrame(out, columns=ROW_COLUMNS)
     keys = ["benchmark", "student", "teacher", "_scratch", "mean"]
     order = rows.assign(_scratch=rows["teacher"] == "").sort_values(keys, ascending=[True] * 4 + [False], kind="stable")
-    return order[ROW_COLUMNS].reset_index(drop=True)
+    board: pd.DataFrame = order[ROW_COLUMNS].reset_index(drop=True)
+    return board
 
 
 def _paper_value(reference: pd.DataFrame, signed: pd.Series, run: pd.Series) -> float:
@@ -154,14 +157,16 @@ def board_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per variant of a benchmark: mean rank over the pairs it covers (1 = best), mean Δ vs KD, pairs."""
     distilled = rows[rows["teacher"] != ""].copy()
     if distilled.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+        empty: pd.DataFrame = pd.DataFrame(columns=SUMMARY_COLUMNS)
+        return empty
     distilled["rank"] = distilled.groupby(["benchmark", "teacher", "student"])["mean"].rank(ascending=False)
     summary = distilled.groupby(["dataset", "benchmark", "method", "label", "variant", "params"], sort=False).agg(
         pairs=("student", "size"), mean_rank=("rank", "mean"), mean_delta_vs_kd=("delta_vs_kd", "mean"),
         runs=("n", "sum"),
     ).reset_index()
     summary = summary.sort_values(["benchmark", "mean_rank", "label"], kind="stable")
-    return summary[SUMMARY_COLUMNS].reset_index(drop=True)
+    ordered: pd.DataFrame = summary[SUMMARY_COLUMNS].reset_index(drop=True)
+    return ordered
 
 
 def boards(records: Iterable[RunRecord], metric: str = "best") -> list[Board]:
@@ -183,7 +188,7 @@ def _num(value: float, digits: int = 2) -> str:
 def display_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Leaderboard rows as a reader wants them: cells formatted, Δs marked "*" when significant."""
     r = rows
-    return pd.DataFrame({
+    shown: pd.DataFrame = pd.DataFrame({
         "method": r["label"], "teacher": r["teacher"].replace("", "–"), "student": r["student"],
         "top-1": [format_cell(m, s, int(n)) for m, s, n in zip(r["mean"], r["std"], r["n"], strict=True)],
         "seeds": r["seeds"], "teacher top-1": r["teacher_top1"].map(_num),
@@ -195,15 +200,30 @@ def display_rows(rows: pd.DataFrame) -> pd.DataFrame:
         "img/s": r["images_per_s"].map(lambda v: _num(v, 0)), "params": r["params"].map(_short_params),
         "suites": r["suites"], "revisions": r["revisions"],
     })
+    return shown
 
 
 def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
     s = summary
-    return pd.DataFrame({
+    shown: pd.DataFrame = pd.DataFrame({
         "method": s["label"], "pairs": s["pairs"], "mean rank": s["mean_rank"].map(_num),
         "mean Δ vs KD": s["mean_delta_vs_kd"].map(lambda v: format_delta(v)), "runs": s["runs"],
         "params": s["params"].map(_short_params),
     })
+    return shown
+
+
+#: The unrounded record column behind each formatted column of ``display_rows`` and ``display_summary``: the
+#: leaderboard page sorts by these, so cells that print alike ("74.12") still sort by what they are.
+ROW_SORT_KEYS = {"top-1": "mean", "teacher top-1": "teacher_top1", "student top-1": "student_mean",
+                 "Δ vs KD": "delta_vs_kd", "Δ vs student": "delta_vs_student", "paper": "paper",
+                 "Δ vs paper": "delta_vs_paper", "GPU-h": "gpu_hours", "CPU-h": "cpu_hours", "img/s": "images_per_s"}
+SUMMARY_SORT_KEYS = {"mean rank": "mean_rank", "mean Δ vs KD": "mean_delta_vs_kd"}
+
+
+def sort_keys(frame: pd.DataFrame, columns: dict[str, str]) -> dict[Hashable, list[float]]:
+    """Displayed column → its unrounded values, row by row (NaN where the cell shows "–")."""
+    return {shown: frame[raw].astype(float).tolist() for shown, raw in columns.items()}
 
 
 def _short_params(params: str) -> str:

@@ -4,11 +4,22 @@ and Markdown, and one static HTML page for every dataset with the per-pair figur
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from kdbench.errors import KdbenchError
 from kdbench.store import RunStore, published_records, write_outputs
 from kdbench.tables.html_page import PageFigure, PageSection, PageTable, render_page
-from kdbench.tables.leaderboard import NOTE, Board, board_markdown, boards, display_rows, display_summary
+from kdbench.tables.leaderboard import (
+    NOTE,
+    ROW_SORT_KEYS,
+    SUMMARY_SORT_KEYS,
+    Board,
+    board_markdown,
+    boards,
+    display_rows,
+    display_summary,
+    sort_keys,
+)
 from kdbench.tables.plots import time_accuracy_png
 
 LEADERBOARD = "leaderboard"
@@ -19,8 +30,9 @@ def _figures(board: Board, metric: str) -> tuple[PageFigure, ...]:
     runs = board.runs
     for benchmark, group in runs.groupby("benchmark", sort=False):
         for (teacher, student), _ in group[group["teacher"].notna()].groupby(["teacher", "student"], sort=False):
-            figures.append(PageFigure(f"{teacher} → {student}", time_accuracy_png(group, teacher, student, metric),
-                                      benchmark))
+            # cast: group keys are the columns' names (text); pandas-stubs types them as any scalar / Hashable
+            png = time_accuracy_png(group, cast(str, teacher), cast(str, student), metric)
+            figures.append(PageFigure(f"{teacher} → {student}", png, cast(str, benchmark)))
     return tuple(figures)
 
 
@@ -29,8 +41,10 @@ def _section(board: Board, metric: str) -> PageSection:
     for benchmark in board.rows["benchmark"].unique():
         summary = board.summary[board.summary["benchmark"] == benchmark]
         rows = board.rows[board.rows["benchmark"] == benchmark]
-        tables += [PageTable(f"Methods · {benchmark}", display_summary(summary)),
-                   PageTable(f"Method × pair · {benchmark}", display_rows(rows), NOTE)]
+        tables += [PageTable(f"Methods · {benchmark}", display_summary(summary),
+                             sort_keys=sort_keys(summary, SUMMARY_SORT_KEYS)),
+                   PageTable(f"Method × pair · {benchmark}", display_rows(rows), NOTE,
+                             sort_keys=sort_keys(rows, ROW_SORT_KEYS))]
     intro = (f"{len(board.runs)} published runs; {metric} top-1 (%). The CSVs beside this page hold the same "
              f"rows with every number unrounded ({board.dataset}.csv, {board.dataset}_summary.csv).")
     return PageSection(board.dataset, intro, tuple(tables), _figures(board, metric))
