@@ -6,9 +6,11 @@ import textwrap
 
 import pytest
 
-from kdbench.contracts import DistillationMethod, LossTerms, hookimpl
+from kdbench.contracts import DataValueEstimator, DistillationMethod, LossTerms, RunLogger, hookimpl
+from kdbench.contracts.hookspecs import HOOK_KINDS, KINDS
 from kdbench.errors import KdbenchError
 from kdbench.registry import REQUIRED, Registry, load_registry
+from kdbench.registry.kinds import CONTRACTS, contract_problem
 
 BUILTIN = {
     "method": {"ce", "kd", "mse_kd"},
@@ -86,10 +88,11 @@ def test_unknown_names_suggest_the_closest(registry):
 def test_required_parameters_are_enforced():
     reg = Registry()
 
-    def factory(size, scale=1.0):
-        return size * scale
+    class NeedsSize(DataValueEstimator):
+        def __init__(self, size, scale=1.0):
+            self.size, self.scale = size, scale
 
-    reg.register("estimator", "needs_size", factory)
+    reg.register("estimator", "needs_size", NeedsSize)
     assert reg.get("estimator", "needs_size").parameters()["size"] is REQUIRED
     with pytest.raises(KdbenchError, match="needs parameter 'size'"):
         reg.get("estimator", "needs_size").resolve({})
@@ -101,10 +104,13 @@ def test_duplicate_names_from_two_plugins_are_an_error():
         def kdbench_register_methods(self, register):
             register("dup", DistillationMethod)
 
+    class Other(DistillationMethod):
+        pass
+
     class B:
         @hookimpl
         def kdbench_register_methods(self, register):
-            register("dup", LossTerms)
+            register("dup", Other)
 
     with pytest.raises(KdbenchError, match="registered twice"):
         load_registry(plugins=[A(), B()], entry_points=False)
@@ -142,3 +148,143 @@ def test_public_api(registry):
     assert model.fc.out_features == 10 if hasattr(model, "fc") else True
     with pytest.raises(KdbenchError, match="did you mean"):
         kdbench.get("method", "dk")
+
+
+# One plugin per kind whose component is not what its kind's contract asks: the body, the registered factory,
+# and what the one-line error says about it.
+BAD_COMPONENTS = {
+    "method": (
+        "class NotAMethod:\n    def loss_terms(self, step): ...",
+        "NotAMethod",
+        "as class NotAMethod, which is not a subclass of kdbench.contracts.DistillationMethod",
+    ),
+    "estimator": (
+        "class Scorer:\n    higher_to_teacher = False\n    def score(self, inputs): ...",
+        "Scorer",
+        "as class Scorer, which is not a subclass of kdbench.contracts.DataValueEstimator",
+    ),
+    "revision": (
+        "def revise(teacher_probs, targets):\n    return teacher_probs",
+        "revise",
+        "as function revise, which is not a subclass of kdbench.contracts.LabelRevision",
+    ),
+    "logger": (
+        "class Printer:\n    def epoch(self, metrics): print(metrics)",
+        "Printer",
+        "as class Printer, which is not a subclass of kdbench.contracts.RunLogger",
+    ),
+    "model": ("class Net:\n    pass\nNET = Net()", "NET", "as an instance of Net, which is not callable"),
+    "dataset": ("DATA = {'train': []}", "DATA", "as an instance of dict, which is not callable"),
+    "executor": (
+        "class Inline:\n    def execute(self, jobs): ...",
+        "Inline",
+        "as class Inline, which has no run() method",
+    ),
+}
+
+
+def write_bad_plugin(path, kind, body, factory):
+    hook = next(h for h, k in HOOK_KINDS.items() if k == kind)
+    path.write_text(
+        f"from kdbench.contracts import hookimpl\n{body}\n@hookimpl\ndef {hook}(register):\n"
+        f"    register('bad', {factory})\n"
+    )
+    return path
+
+
+def test_every_kind_has_one_contract_and_every_builtin_satisfies_it(registry):
+    import kdbench.contracts
+
+    assert set(CONTRACTS) == set(KINDS) == set(BAD_COMPONENTS)
+    for contract in CONTRACTS.values():  # a base class is named by its public import path in messages
+        assert contract.base is None or getattr(kdbench.contracts, contract.base.__name__) is contract.base
+    for kind in KINDS:
+        assert registry.names(kind), kind
+    for comp in registry:
+        assert contract_problem(comp.kind, comp.factory) is None, (comp.kind, comp.name)
+
+
+def test_flags_are_read_off_the_factory(registry):
+    assert registry.get("method", "ce").factory.uses_teacher is False
+    assert registry.get("method", "kd").factory.uses_teacher is True
+    assert registry.get("method", "fitnet").factory.needs_features is True
+    assert registry.get("method", "dkd").factory.owns_logit_loss is True
+    assert registry.get("estimator", "margin").factory.higher_to_teacher is False
+    assert registry.get("estimator", "knn-shapley").factory.needs_validation is True
+    assert registry.get("model", "resnet8").published_weights is None
+    assert callable(registry.get("model", "imagenet_resnet34").published_weights)
+
+
+@pytest.mark.parametrize("kind", list(BAD_COMPONENTS))
+def test_a_component_that_breaks_its_contract_fails_at_registration(tmp_path, kind):
+    body, factory, says = BAD_COMPONENTS[kind]
+    path = write_bad_plugin(tmp_path / f"bad_{kind}.py", kind, body, factory)
+    with pytest.raises(KdbenchError) as info:
+        load_registry([path], entry_points=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"plugin file:{path.resolve()} registers {kind} 'bad' {says}"), message
+
+
+def test_function_and_class_factories_fit_where_the_contract_allows():
+    from torch import nn
+
+    class Executor:
+        def run(self, jobs, make_worker):
+            yield from ()
+
+    def published(name: str) -> str:
+        return f"https://example.org/{name}.pth"
+
+    def model(num_classes: int = 10) -> nn.Module:
+        return nn.Linear(4, num_classes)
+
+    model.published_weights = published
+    reg = Registry()
+    reg.register("model", "tiny", model)
+    reg.register("model", "tiny_class", nn.Identity)
+    reg.register("dataset", "data", lambda *, root=None, download=False: None)
+    reg.register("executor", "inline", Executor)
+    reg.register("executor", "made", lambda: Executor())
+    assert reg.get("model", "tiny").published_weights is published
+    assert reg.get("model", "tiny_class").published_weights is None
+
+    model.published_weights = {"V1": "https://example.org/v1.pth"}
+    with pytest.raises(
+        KdbenchError,
+        match=r"registers model 'tiny2' as function .*model, whose published_weights "
+        r"is not callable",
+    ):
+        reg.register("model", "tiny2", model)
+
+
+def test_a_plugin_object_or_a_direct_registration_is_named_too():
+    class Plugin:
+        @hookimpl
+        def kdbench_register_loggers(self, register):
+            register("bad", dict)
+
+    with pytest.raises(
+        KdbenchError,
+        match=r"^plugin tests\.test_registry\..*Plugin registers logger 'bad' as class "
+        r"dict, which is not a subclass of kdbench\.contracts\.RunLogger$",
+    ):
+        load_registry(plugins=[Plugin()], entry_points=False)
+    with pytest.raises(
+        KdbenchError,
+        match=r"^plugin kdbench\.contracts\.methods registers method 'terms' as class "
+        r"LossTerms, which is not a subclass",
+    ):
+        Registry().register("method", "terms", LossTerms)
+    Registry().register("logger", "quiet", RunLogger)  # the base itself fits: every call does nothing
+
+
+def test_cli_names_a_plugin_that_breaks_its_contract(tmp_path, capsys):
+    from kdbench.cli import main
+
+    body, factory, says = BAD_COMPONENTS["method"]
+    path = write_bad_plugin(tmp_path / "bad.py", "method", body, factory)
+    capsys.readouterr()
+    assert main(["list", "--plugin", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"kdbench: error: plugin file:{path.resolve()} registers method 'bad' {says}"

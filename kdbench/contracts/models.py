@@ -12,6 +12,7 @@ and the file is read from the torch hub cache (``$TORCH_HOME/hub/checkpoints``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeAlias
 
 import torch
@@ -21,6 +22,11 @@ from kdbench.errors import KdbenchError
 
 #: ``forward(x)`` returns logits; ``forward(x, features=True)`` returns ``(feats, logits)``.
 ModelOutput: TypeAlias = torch.Tensor | tuple[list[torch.Tensor], torch.Tensor]
+
+#: A model factory's optional ``published_weights``: weights name → URL of its state dict; a ``KeyError`` with a
+#: one-line message for a name the model does not publish. The registry checks it is callable and hands it on
+#: as ``Component.published_weights``.
+PublishedWeights: TypeAlias = Callable[[str], str]
 
 _HEAD_NAMES = ("fc", "classifier", "linear")
 

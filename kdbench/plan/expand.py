@@ -7,13 +7,15 @@ of docs/methods.md §7 (which methods Data Selection and Label Revision combine 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from kdbench.contracts.methods import PairInfo
+from kdbench.contracts.estimators import DataValueEstimator
+from kdbench.contracts.methods import DistillationMethod, PairInfo
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import ComponentRef, DatasetRef, LabelNoise, RevisionSpec, RunSpec, SelectionSpec, TeacherSpec
@@ -40,7 +42,10 @@ class Plan:
     runs: list[RunSpec]
 
 
-def construct(comp: Component, params: dict[str, Any], where: str) -> Any:
+T = TypeVar("T")
+
+
+def construct(comp: Component[Callable[..., T]], params: dict[str, Any], where: str) -> T:
     """Build a component from resolved parameters, so that a value it rejects fails before any run."""
     try:
         return comp.factory(**params)
@@ -50,7 +55,12 @@ def construct(comp: Component, params: dict[str, Any], where: str) -> Any:
         raise KdbenchError(f"{where}: {comp.kind} {comp.name!r} rejected its parameters: {exc}") from None
 
 
-def resolve_estimator(comp: Component, params: dict[str, Any], seed: int, where: Any) -> tuple[dict[str, Any], Any]:
+def resolve_estimator(
+    comp: Component[type[DataValueEstimator]],
+    params: dict[str, Any],
+    seed: int,
+    where: str | Callable[[str | None], str],
+) -> tuple[dict[str, Any], DataValueEstimator]:
     """An estimator's resolved, checked parameters and its instance; a ``seed`` left at None takes ``seed``."""
     params = comp.resolve(params, where)
     if "seed" in params and params["seed"] is None:
@@ -64,9 +74,15 @@ def expand(suite: Suite, registry: Registry) -> Plan:
     dataset_comp = registry.get_at(suite.where("dataset", "name"), "dataset", cfg.dataset.name)
     params = dataset_comp.resolve(cfg.dataset.params, lambda k: suite.where("dataset", "params", k))
     noise = cfg.label_noise
-    datasets = [DatasetRef(cfg.dataset.name, params, dataset_comp.version,
-                           LabelNoise(rate, noise.kind, noise.seed) if noise and rate > 0 else None)
-                for rate in (noise.rates if noise else [0.0])]
+    datasets = [
+        DatasetRef(
+            cfg.dataset.name,
+            params,
+            dataset_comp.version,
+            LabelNoise(rate, noise.kind, noise.seed) if noise and rate > 0 else None,
+        )
+        for rate in (noise.rates if noise else [0.0])
+    ]
     teachers_recipe = teacher_recipe(suite)
     teachers: dict[str, TeacherSpec] = {}
     runs: dict[str, RunSpec] = {}
@@ -75,8 +91,14 @@ def expand(suite: Suite, registry: Registry) -> Plan:
     return Plan(suite=suite, teachers=list(teachers.values()), runs=_with_teacher_passes(list(runs.values()), registry))
 
 
-def _expand_dataset(suite: Suite, registry: Registry, dataset: DatasetRef, teachers_recipe: Recipe,
-                    teachers: dict[str, TeacherSpec], runs: dict[str, RunSpec]) -> None:
+def _expand_dataset(
+    suite: Suite,
+    registry: Registry,
+    dataset: DatasetRef,
+    teachers_recipe: Recipe,
+    teachers: dict[str, TeacherSpec],
+    runs: dict[str, RunSpec],
+) -> None:
     """The teachers and runs of every pair × method × seed on one dataset (one label-noise rate)."""
     cfg = suite.config
     pair_teachers: list[TeacherSpec | None] = []
@@ -112,7 +134,7 @@ def _expand_dataset(suite: Suite, registry: Registry, dataset: DatasetRef, teach
         for i, pair in enumerate(cfg.pairs):
             for j, entry in enumerate(cfg.methods):
                 comp = registry.get_at(suite.where("methods", j, "name"), "method", entry.name)
-                uses_teacher = getattr(comp.factory, "uses_teacher", True)
+                uses_teacher = comp.factory.uses_teacher
                 if uses_teacher and pair_teachers[i] is None:
                     raise KdbenchError(
                         f"{suite.where('methods', j)}: method {entry.name!r} needs a teacher but pair {i} has none"
@@ -141,18 +163,18 @@ def _with_teacher_passes(runs: list[RunSpec], registry: Registry) -> list[RunSpe
     """Tell every run that reads only its teacher's logits how many epochs of the plan would run that
     teacher live on the same (augmented) training set: what the teacher-output cache would save."""
 
-    def logits_only(spec: RunSpec) -> bool:
-        factory = registry.get("method", spec.method.name).factory
-        return spec.teacher is not None and not getattr(factory, "needs_features", False)
+    def shared_pass(spec: RunSpec) -> tuple[str, bool] | None:
+        """The teacher pass a run that reads only its teacher's logits shares; None for any other run."""
+        if spec.teacher is None or registry.get("method", spec.method.name).factory.needs_features:
+            return None
+        return (spec.teacher.key, spec.recipe.augment)
 
     passes: dict[tuple[str, bool], int] = {}
     for spec in runs:
-        if logits_only(spec):
-            share = (spec.teacher.key, spec.recipe.augment)
+        if (share := shared_pass(spec)) is not None:
             passes[share] = passes.get(share, 0) + spec.recipe.epochs
     return [
-        replace(spec, teacher_passes=passes[(spec.teacher.key, spec.recipe.augment)]) if logits_only(spec) else spec
-        for spec in runs
+        spec if (share := shared_pass(spec)) is None else replace(spec, teacher_passes=passes[share]) for spec in runs
     ]
 
 
@@ -170,26 +192,35 @@ def teacher_recipe(suite: Suite) -> Recipe:
         raise KdbenchError(f"{where}: teacher_recipe.{field}: {err['msg']}") from None
 
 
-def _method_params(suite: Suite, j: int, entry: MethodEntry, comp: Component, pair: PairInfo) -> dict[str, Any]:
+def _method_params(
+    suite: Suite, j: int, entry: MethodEntry, comp: Component[type[DistillationMethod]], pair: PairInfo
+) -> dict[str, Any]:
     """Resolved, checked parameters of a method entry for one pair (pair-dependent defaults filled in)."""
     params = comp.resolve(entry.params, lambda k: suite.where("methods", j, "params", k))
-    resolve = getattr(comp.factory, "resolve_params", None)
-    params = resolve(params, pair) if resolve else params
+    params = comp.factory.resolve_params(params, pair)
     construct(comp, params, suite.where("methods", j, "params"))
     return params
 
 
 def _selection(
-    suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Component, dataset: ComponentRef, seed: int
+    suite: Suite,
+    registry: Registry,
+    j: int,
+    entry: MethodEntry,
+    method: Component[type[DistillationMethod]],
+    dataset: ComponentRef,
+    seed: int,
 ) -> SelectionSpec | None:
     """The resolved Data Selection of a method entry, checked against the rules of docs/methods.md §7."""
     sel = entry.selection
     if sel is None:
         return None
     where = suite.where("methods", j, "selection")
-    if not getattr(method.factory, "uses_teacher", True):
-        raise KdbenchError(f"{where}: Data Selection splits samples between teacher and ground truth; "
-                           f"method {entry.name!r} uses no teacher")
+    if not method.factory.uses_teacher:
+        raise KdbenchError(
+            f"{where}: Data Selection splits samples between teacher and ground truth; "
+            f"method {entry.name!r} uses no teacher"
+        )
     if sel.order == "random":  # the scores play no part: no estimator, a seeded random subset
         return SelectionSpec(fraction=sel.fraction, order="random", seed=seed)
     comp = registry.get_at(suite.where("methods", j, "selection", "estimator"), "estimator", sel.estimator)
@@ -198,25 +229,35 @@ def _selection(
         return suite.where("methods", j, "selection", "params", key) if key else where
 
     params, instance = resolve_estimator(comp, sel.params, seed, at)
-    if getattr(instance, "needs_validation", False) and not dataset.params.get("val_fraction"):
-        raise KdbenchError(f"{where}: estimator {sel.estimator!r} needs a validation split: "
-                           "set the dataset's params.val_fraction")
-    order = sel.order or ("highest" if getattr(comp.factory, "higher_to_teacher", True) else "lowest")
+    if instance.needs_validation and not dataset.params.get("val_fraction"):
+        raise KdbenchError(
+            f"{where}: estimator {sel.estimator!r} needs a validation split: set the dataset's params.val_fraction"
+        )
+    order = sel.order or ("highest" if comp.factory.higher_to_teacher else "lowest")
     estimator = ComponentRef(sel.estimator, params, comp.version)
     return SelectionSpec(fraction=sel.fraction, order=order, estimator=estimator)
 
 
-def _revision(suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Component) -> RevisionSpec | None:
+def _revision(
+    suite: Suite, registry: Registry, j: int, entry: MethodEntry, method: Component[type[DistillationMethod]]
+) -> RevisionSpec | None:
     """The resolved Label Revision of a method entry, checked against the rules of docs/methods.md §7."""
     rev = entry.revision
     if rev is None:
         return None
     where = suite.where("methods", j, "revision")
-    if not getattr(method.factory, "uses_teacher", True):
-        raise KdbenchError(f"{where}: Label Revision revises the teacher's predictions; "
-                           f"method {entry.name!r} uses no teacher")
+    if not method.factory.uses_teacher:
+        raise KdbenchError(
+            f"{where}: Label Revision revises the teacher's predictions; method {entry.name!r} uses no teacher"
+        )
     comp = registry.get_at(suite.where("methods", j, "revision", "name"), "revision", rev.name)
     params = comp.resolve(rev.params, lambda k: suite.where("methods", j, "revision", "params", k))
     construct(comp, params, where)
-    return RevisionSpec(ComponentRef(rev.name, params, comp.version), rev.lambda1, rev.lambda2, rev.reduction,
-                        rev.temperature, in_method=bool(getattr(method.factory, "owns_logit_loss", False)))
+    return RevisionSpec(
+        ComponentRef(rev.name, params, comp.version),
+        rev.lambda1,
+        rev.lambda2,
+        rev.reduction,
+        rev.temperature,
+        in_method=bool(method.factory.owns_logit_loss),
+    )

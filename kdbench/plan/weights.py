@@ -7,17 +7,19 @@ is never downloaded unless asked (``--download``): a missing file is one line sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kdbench.errors import KdbenchError
 from kdbench.registry import Component
 
 
-def weights_location(model: Component, weights: str, where: str) -> tuple[Path, str]:
+def weights_location(model: Component[Callable[..., Any]], weights: str, where: str) -> tuple[Path, str]:
     """(file in the torch hub cache, URL it is published at) of ``model``'s weights ``weights``."""
     import torch
 
-    published = getattr(model.factory, "published_weights", None)
+    published = model.published_weights
     if published is None:
         raise KdbenchError(f"{where}: model {model.name!r} names no published weights; give a checkpoint instead")
     try:
@@ -28,8 +30,10 @@ def weights_location(model: Component, weights: str, where: str) -> tuple[Path, 
 
 
 def missing_file_message(where: str, model: str, weights: str, path: Path, url: str) -> str:
-    return (f"{where}: weights {weights} of {model} are not in the torch hub cache: put {path.name} "
-            f"(published at {url}) at {path}, or run again with --download")
+    return (
+        f"{where}: weights {weights} of {model} are not in the torch hub cache: put {path.name} "
+        f"(published at {url}) at {path}, or run again with --download"
+    )
 
 
 def download(path: Path, url: str) -> None:

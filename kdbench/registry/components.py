@@ -12,10 +12,16 @@ import difflib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
+from kdbench.contracts.estimators import DataValueEstimator
 from kdbench.contracts.hookspecs import KINDS
+from kdbench.contracts.loggers import RunLogger
+from kdbench.contracts.methods import DistillationMethod
+from kdbench.contracts.models import PublishedWeights
+from kdbench.contracts.revisions import LabelRevision
 from kdbench.errors import KdbenchError
+from kdbench.registry.kinds import contract_problem, describe_factory, published_weights_of
 from kdbench.registry.validation import parameter_hints, short_repr, type_error
 
 # Parameters a component receives from the harness at run time rather than from the user; they are
@@ -31,6 +37,9 @@ REQUIRED = inspect.Parameter.empty
 
 #: Where a parameter was given, for error messages: a fixed prefix, or one per parameter name.
 Where = str | Callable[[str], str]
+
+#: A component's factory: a class or function, as its kind's contract (``kdbench.registry.kinds``) allows.
+F = TypeVar("F", bound=Callable[..., Any], covariant=True)
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -48,15 +57,21 @@ def _prefix(where: Where, key: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class Component:
-    """One registered component: its factory plus what is needed to list, validate and key it."""
+class Component(Generic[F]):
+    """One registered component: its factory plus what is needed to list, validate and key it.
+
+    The factory satisfies its kind's contract (checked at registration), so a method's or an estimator's
+    flags are read straight off it: ``registry.get("method", name).factory.uses_teacher``.
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: F
     description: str
     version: str
     source: str
+    #: A model's published weights (weights name → URL), None when it publishes none or is not a model.
+    published_weights: PublishedWeights | None = None
 
     def parameters(self) -> dict[str, Any]:
         """User-settable parameters and their defaults (``REQUIRED`` when there is none)."""
@@ -121,7 +136,7 @@ class Registry:
     """Components by kind and name. Built by ``kdbench.registry.load_registry``; not a global."""
 
     def __init__(self) -> None:
-        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self._components: dict[str, dict[str, Component[Callable[..., Any]]]] = {kind: {} for kind in KINDS}
 
     def register(
         self,
@@ -133,13 +148,17 @@ class Registry:
         version: str = "1",
         source: str = "",
     ) -> None:
+        """Add a component, once it is checked against its kind's contract (``kdbench.registry.kinds``)."""
         if kind not in self._components:
             raise KdbenchError(f"unknown component kind {kind!r}" + did_you_mean(kind, KINDS))
+        problem = contract_problem(kind, factory)
+        if problem is not None:
+            plugin = source or getattr(factory, "__module__", None) or "?"
+            raise KdbenchError(f"plugin {plugin} registers {kind} {name!r} as {describe_factory(factory)}, {problem}")
         existing = self._components[kind].get(name)
         if existing is not None and existing.factory is not factory:
             raise KdbenchError(
-                f"{kind} {name!r} is registered twice (by {existing.source} and by {source}); "
-                "rename one of them"
+                f"{kind} {name!r} is registered twice (by {existing.source} and by {source}); rename one of them"
             )
         doc = description or inspect.getdoc(factory) or ""
         self._components[kind][name] = Component(
@@ -149,9 +168,22 @@ class Registry:
             description=doc.strip().splitlines()[0] if doc.strip() else "",
             version=str(version),
             source=source,
+            published_weights=published_weights_of(factory) if kind == "model" else None,
         )
 
-    def get(self, kind: str, name: str) -> Component:
+    # A kind's contract fixes what its factories are, so a literal kind gives a typed component.
+    @overload
+    def get(self, kind: Literal["method"], name: str) -> Component[type[DistillationMethod]]: ...
+    @overload
+    def get(self, kind: Literal["estimator"], name: str) -> Component[type[DataValueEstimator]]: ...
+    @overload
+    def get(self, kind: Literal["revision"], name: str) -> Component[type[LabelRevision]]: ...
+    @overload
+    def get(self, kind: Literal["logger"], name: str) -> Component[type[RunLogger]]: ...
+    @overload
+    def get(self, kind: str, name: str) -> Component[Callable[..., Any]]: ...
+
+    def get(self, kind: str, name: str) -> Component[Any]:
         if kind not in self._components:
             raise KdbenchError(f"unknown component kind {kind!r}" + did_you_mean(kind, KINDS))
         if not isinstance(name, str):
@@ -159,11 +191,20 @@ class Registry:
         try:
             return self._components[kind][name]
         except KeyError:
-            raise KdbenchError(
-                f"unknown {kind} {name!r}" + did_you_mean(name, list(self._components[kind]))
-            ) from None
+            raise KdbenchError(f"unknown {kind} {name!r}" + did_you_mean(name, list(self._components[kind]))) from None
 
-    def get_at(self, where: str, kind: str, name: str) -> Component:
+    @overload
+    def get_at(self, where: str, kind: Literal["method"], name: str) -> Component[type[DistillationMethod]]: ...
+    @overload
+    def get_at(self, where: str, kind: Literal["estimator"], name: str) -> Component[type[DataValueEstimator]]: ...
+    @overload
+    def get_at(self, where: str, kind: Literal["revision"], name: str) -> Component[type[LabelRevision]]: ...
+    @overload
+    def get_at(self, where: str, kind: Literal["logger"], name: str) -> Component[type[RunLogger]]: ...
+    @overload
+    def get_at(self, where: str, kind: str, name: str) -> Component[Callable[..., Any]]: ...
+
+    def get_at(self, where: str, kind: str, name: str) -> Component[Any]:
         """Like :meth:`get`, with the failing location (``file:line``) in front of the message."""
         try:
             return self.get(kind, name)
@@ -173,7 +214,7 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind]) if kind in self._components else []
 
-    def __iter__(self) -> Iterator[Component]:
+    def __iter__(self) -> Iterator[Component[Callable[..., Any]]]:
         for kind in KINDS:
             yield from (self._components[kind][n] for n in sorted(self._components[kind]))
 

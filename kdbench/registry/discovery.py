@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from kdbench.contracts import hookspecs
 from kdbench.errors import KdbenchError
@@ -74,15 +76,32 @@ def build_plugin_manager(
     return pm
 
 
+def _plugin_source(impl: HookImpl) -> str:
+    """What a plugin is called in listings and messages: its module or file, or the class of a plugin object
+    (which pluggy otherwise names by its ``id``)."""
+    if impl.plugin_name == str(id(impl.plugin)):
+        cls = type(impl.plugin)
+        return f"{cls.__module__}.{cls.__qualname__}"
+    return impl.plugin_name
+
+
 def registry_from(pm: pluggy.PluginManager) -> Registry:
-    """Call every registration hook, attributing each component to the plugin that gave it."""
+    """Call every registration hook, attributing each component to the plugin that gave it; each component
+    is checked against its kind's contract as it is registered."""
     registry = Registry()
     for hook_name, kind in hookspecs.HOOK_KINDS.items():
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
-            source = impl.plugin_name
 
-            def register(name, factory, *, description=None, version="1", _kind=kind, _src=source):
+            def register(
+                name: str,
+                factory: Callable[..., Any],
+                *,
+                description: str | None = None,
+                version: str = "1",
+                _kind: str = kind,
+                _src: str = _plugin_source(impl),
+            ) -> None:
                 registry.register(_kind, name, factory, description=description, version=version, source=_src)
 
             impl.function(register=register)

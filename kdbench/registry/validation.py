@@ -35,7 +35,7 @@ def parameter_hints(factory: Callable[..., Any]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def _adapter(hint: Any) -> TypeAdapter | None:
+def _adapter(hint: Any) -> TypeAdapter[Any] | None:
     try:
         return TypeAdapter(hint, config=_STRICT)
     except (PydanticSchemaGenerationError, PydanticUserError, TypeError):
