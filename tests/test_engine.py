@@ -8,6 +8,7 @@ import torch
 from kdbench.contracts import DistillationMethod, LossTerms, PairInfo
 from kdbench.plan import Recipe
 from kdbench.store import ResumeFile
+from kdbench.train.callbacks import Callback
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, TrainingDiverged, train
 from kdbench.train.supervision import Supervision
@@ -108,15 +109,16 @@ def test_resume_from_epoch_checkpoint_matches_uninterrupted(data, tmp_path):
     resume = tmp_path / "resume.pt"
     _, full = run(data, CrossEntropy(), epochs=4)
 
-    def interrupt(epoch, _model):
-        if epoch == 3:
-            raise KeyboardInterrupt
+    class Interrupt(Callback):
+        def epoch_end(self, end):
+            if end.metrics.epoch == 3:
+                raise KeyboardInterrupt
 
     torch.manual_seed(0)
     student = CIFAR_MODELS["resnet8"](num_classes=data.num_classes)
     config = EngineConfig(recipe=recipe(4), seed=0, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
-        train(student, CrossEntropy(), data, config, checkpointer=ResumeFile(resume), on_epoch_end=interrupt)
+        train(student, CrossEntropy(), data, config, checkpointer=ResumeFile(resume), callbacks=[Interrupt()])
     assert torch.load(resume, weights_only=True)["epoch"] == 2
     torch.manual_seed(99)  # a fresh process: different init, all of it replaced by the checkpoint
     student = CIFAR_MODELS["resnet8"](num_classes=data.num_classes)

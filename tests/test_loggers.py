@@ -276,7 +276,7 @@ def test_the_guard_drops_a_failing_logger_and_logs_resumed_epochs_at_finish():
     from kdbench.contracts import RunInfo
     from kdbench.run.loggers import RunLoggers
     from kdbench.store.records import EpochRecord
-    from kdbench.train.engine import EpochMetrics
+    from kdbench.train.outcome import EpochMetrics
 
     info = RunInfo(kind="run", suite="s", label="kd", pair="a → b", seed=0, key="k", method="kd", student="b",
                    teacher="a", dataset="digits", revision=False, selection=True, spec={"seed": 0})

@@ -470,12 +470,15 @@ def test_engine_trains_crd_and_resumes_exactly(tiny_data, tmp_path):
 
     resume = tmp_path / "resume.pt"
 
-    def interrupt(epoch, _model):
-        if epoch == 2:  # after epoch 1's resume checkpoint, before the run ends
-            raise KeyboardInterrupt
+    from kdbench.train.callbacks import Callback
+
+    class Interrupt(Callback):
+        def epoch_end(self, end):
+            if end.metrics.epoch == 2:  # after epoch 1's resume checkpoint, before the run ends
+                raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        engine_run(tiny_data, CRD(num_negatives=64), epochs=2, checkpointer=ResumeFile(resume), on_epoch_end=interrupt,
+        engine_run(tiny_data, CRD(num_negatives=64), epochs=2, checkpointer=ResumeFile(resume), callbacks=[Interrupt()],
                    config={"checkpoint_every": 1})
     assert torch.load(resume, weights_only=True)["epoch"] == 1
     resumed_method = CRD(num_negatives=64)

@@ -77,6 +77,17 @@ def test_failure_records_round_trip_and_never_count_as_done(tmp_path):
     assert not store.is_done(spec) and read_run_record(store.record_path(spec)) is None
 
 
+def test_a_failure_is_kept_where_its_path_says_until_a_record_replaces_it(tmp_path):
+    spec = make_spec("kd", "kd", "resnet20", "resnet8", 0, suite="s")
+    store = RunStore(tmp_path)
+    path = store.write_failure(spec, FailureRecord(error="RuntimeError: boom", traceback="Traceback ...", spec=spec,
+                                                   at=1.0))
+    assert path == store.failure_path(spec) == tmp_path / "raw" / "s" / spec.key / "failure.json"
+    assert FailureRecord.model_validate_json(path.read_text()).traceback == "Traceback ..."
+    store.write_record(spec, make_record(spec, 90.0, 89.0))
+    assert not store.failure_path(spec).exists()
+
+
 def test_one_rule_for_done_across_suites(tmp_path):
     """A run finished under one suite is done for another: its dry run says so, its run skips and files it."""
     store = RunStore(tmp_path)

@@ -4,6 +4,10 @@ not be served, auto/on/off, float16 error, the device-memory fallback, and a sui
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +23,17 @@ from kdbench.plan import Recipe
 from kdbench.plan.spec import ComponentRef, DatasetRef, RunSpec, TeacherSpec, content_key
 from kdbench.run.components import Components
 from kdbench.run.options import RunOptions
-from kdbench.run.teacher_outputs import TeacherOutputs
+from kdbench.run.teacher_outputs import (
+    LOOKUP_SECONDS_PER_IMAGE,
+    CacheCosts,
+    RememberingTeacher,
+    TeacherOutputs,
+    auto_decision,
+    forward_seconds,
+)
 from kdbench.store import TeacherOutputStore
 from kdbench.train.batches import AugmentParams, iterate_batches, training_augmentation
+from kdbench.train.callbacks import Callback
 from kdbench.train.context import build_method_context
 from kdbench.train.engine import EngineConfig, train
 from kdbench.train.teacher_outputs import CachedTeacherLogits, LiveTeacher, ViewGrid, build_teacher_logits
@@ -221,18 +233,91 @@ def test_a_float16_table_records_its_largest_error(isolated_home):
 
 # -- choosing and obtaining -----------------------------------------------------------------------------------
 
-def test_auto_builds_only_when_it_saves_teacher_forwards(outputs, data):
+def costs(**given) -> CacheCosts:
+    """1,000 images at 100 µs a forward pass: a 162-view table costs 16.2 s to build, an epoch 0.1 s live."""
+    return CacheCosts(**{"views": 162, "images": 1000, "forward_s": 1e-4, "run_epochs": 15, "plan_epochs": 15,
+                         **given})
+
+
+def test_auto_builds_a_table_only_when_the_live_teacher_would_cost_more():
+    assert auto_decision(costs(plan_epochs=100)) == (
+        False, "auto: live teacher: the plan's 100 teacher epochs ≈ 10.0 s live ≤ a 162-view table ≈ 16.2 s to build")
+    # without remembered logits (a GPU) the plan's epochs are the live cost: 225 epochs ≈ 22.5 s > 16.2 s
+    build, reason = auto_decision(costs(plan_epochs=225, remembers=False))
+    assert build and reason == ("auto: table: the plan's 225 teacher epochs ≈ 22.5 s live > "
+                                "a 162-view table ≈ 16.2 s to build")
+    # a cheaper build (a GPU's large batches) tips the balance
+    assert auto_decision(costs(plan_epochs=150, remembers=False, build_forward_s=5e-5))[0]
+    # a table whose reads cost as much as the forward pass never pays
+    assert not auto_decision(costs(plan_epochs=10_000, forward_s=LOOKUP_SECONDS_PER_IMAGE, remembers=False))[0]
+
+
+def test_with_remembered_logits_auto_builds_once_live_can_no_longer_be_cheaper():
+    # the quickstart's shape: 225 teacher epochs in the plan, 15 a run, a seed's runs repeating its batches
+    build, reason = auto_decision(costs(plan_epochs=225))
+    assert not build and "remembered for runs with the same batches" in reason
+    assert "this run's 15 teacher epochs ≈ 1.5 s live + 0.0 s so far ≤ a 162-view table ≈ 16.2 s" in reason
+    assert "(the plan's 225 teacher epochs ≈ 22.5 s live if no run repeats another's batches)" in reason
+    build, reason = auto_decision(costs(plan_epochs=225, run_epochs=0, spent_s=3.0))
+    assert not build and reason.startswith("auto: live teacher, remembered: this run's 0 teacher epochs ≈ 0.0 s")
+    build, reason = auto_decision(costs(plan_epochs=225, spent_s=15.0))  # 15.0 + 1.5 > 16.2: the table now
+    assert build and reason == ("auto: table: 15.0 s live so far + this run's 15 teacher epochs ≈ 1.5 s live > "
+                                "a 162-view table ≈ 16.2 s to build")
+    build, reason = auto_decision(costs(plan_epochs=240, run_epochs=240))  # one long run pays for it alone
+    assert build and reason == ("auto: table: this run's 240 teacher epochs ≈ 24.0 s live > "
+                                "a 162-view table ≈ 16.2 s to build")
+
+
+def test_auto_uses_the_costs_it_measures(outputs, data):
     teacher, method = teacher_net(), HintonKD()
     few = outputs.for_run(run_spec(), method, teacher, data)
-    assert few.source is None and not few.record.used and "1 teacher epochs" in few.record.reason
-    many = outputs.for_run(replace(run_spec(), teacher_passes=200), method, teacher, data)
+    assert isinstance(few.source, RememberingTeacher) and not few.record.used
+    assert few.record.reason.startswith("auto: live teacher: the plan's 1 teacher epochs ≈ ")
+    key = content_key(outputs.identity(run_spec(), teacher, data, GRID, "float32"))
+    live, build = outputs._forward[(key, 16)], outputs._forward[(key, 40)]  # the run's batch; the build's (all 40)
+    assert 0 < live < 1 and 0 < build < 1 and f"a 162-view table ≈ {162 * 40 * build:.1f} s" in few.record.reason
+    spec = run_spec()
+    long_run = replace(spec, recipe=replace(spec.recipe, epochs=200))
+    many = outputs.for_run(long_run, method, teacher, data)
     assert many.record.used and many.record.built_seconds is not None
-    assert "200 teacher epochs > 162" in many.record.reason
+    # its first epoch's batches are the 1-epoch run's, remembered: 199 epochs left to run live
+    assert "this run's 199 teacher epochs" in many.record.reason and "162-view table" in many.record.reason
     again = outputs.for_run(run_spec(), method, teacher, data)  # now the table exists: a 1-epoch run uses it too
     assert again.record.used and again.record.built_seconds is None and again.record.reason == "auto: table exists"
     off = outputs.for_run(run_spec(teacher_cache="off"), method, teacher, data)
     assert off.source is None and off.record.reason == "teacher_cache: off"
     assert outputs.for_run(run_spec(teacher_cache="on"), FitNet(), teacher, data).record.used is False
+
+
+def test_measuring_the_teacher_moves_nothing(data):
+    teacher = teacher_net().train()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    rng = torch.get_rng_state()
+    assert forward_seconds(teacher, data, 16, "cpu", mixed_precision=True) > 0
+    assert teacher.training and torch.equal(torch.get_rng_state(), rng)
+    for name, value in teacher.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_remembered_logits_are_the_live_teachers_and_a_seeds_next_run_costs_nothing(outputs, data):
+    teacher, method = teacher_net(), HintonKD()
+    spec = replace(run_spec(), teacher_passes=400)
+    spec = replace(spec, recipe=replace(spec.recipe, epochs=3))
+    first = outputs.for_run(spec, method, teacher, data)
+    assert isinstance(first.source, RememberingTeacher) and "this run's 3 teacher epochs" in first.record.reason
+    live = kd_outcome(data, teacher)
+    remembered = kd_outcome(data, teacher, first.source)  # kd_outcome trains 3 epochs of 16, seed 0: spec's batches
+    memory = first.source.memory
+    assert memory.spent_s > 0 and len(memory.logits) == 3 * 3  # 3 epochs × 3 batches of 40 images
+    again = kd_outcome(data, teacher, first.source)  # every batch remembered: the teacher does not run
+    assert len(memory.logits) == 9
+    for a, b, c in zip(live.epochs, remembered.epochs, again.epochs, strict=True):
+        assert a.test_top1 == b.test_top1 == c.test_top1 and a.train_loss == b.train_loss == c.train_loss
+        assert a.losses == b.losses == c.losses
+    second = outputs.for_run(spec, method, teacher, data)
+    assert second.source.memory is memory and not second.record.used
+    assert second.record.reason.startswith("auto: live teacher, remembered: this run's 0 teacher epochs ≈ 0.0 s")
+    assert outputs.for_run(replace(spec, seed=1), method, teacher, data).record.reason.count("this run's 3 ") == 1
 
 
 def test_a_corrupt_table_is_rebuilt_with_a_warning(outputs, data, isolated_home):
@@ -341,3 +426,198 @@ def test_warnings_module_is_quiet_for_a_valid_table(outputs, data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TeacherOutputs(outputs.components, outputs.store, quiet=True).for_run(run_spec(), HintonKD(), teacher, data)
+
+
+# -- interrupted builds: the finished views are kept, and the next build goes on from them exactly ----------
+
+SHAPE = (GRID.count, SYNTHETIC["num_train"], SYNTHETIC["num_classes"])
+IDENTITY = {"teacher": "t", "format": 1}
+PER_VIEW = 3  # batches of 16, 16 and 8 of the 40 training images
+
+
+class Steps(Callback):
+    """Counts a build's steps; raises KeyboardInterrupt (Ctrl-C) at step ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at, self.steps, self.started = stop_at, 0, None
+
+    def start(self, run):
+        self.started = run
+
+    def step(self):
+        self.steps += 1
+        if self.steps == self.stop_at:
+            raise KeyboardInterrupt
+
+
+def build_table(store, data, teacher, *, dtype="float32", batch_size=16, stop_at=None, identity=IDENTITY):
+    """A build as the run layer makes one: the writer goes on from the finished views with their batch size."""
+    writer, steps = store.writer("k", SHAPE, dtype, identity=identity, batch_size=batch_size), Steps(stop_at)
+    try:
+        build_teacher_logits(teacher, data, GRID, writer.write, batch_size=writer.batch_size, mixed_precision=True,
+                             step=steps.step, first_view=writer.views_done, view_done=writer.view_done)
+    except BaseException:
+        writer.close()
+        raise
+    return writer.commit(), steps.steps, writer.resumed_views
+
+
+def table_bytes(store, key="k"):
+    return store.paths(key)[0].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def one_go(data, tmp_path_factory):
+    """The tables (float32 and float16) built without interruption, for the others to equal."""
+    store = TeacherOutputStore(tmp_path_factory.mktemp("one_go"))
+    out = {}
+    for dtype in ("float32", "float16"):
+        meta, steps, resumed = build_table(store, data, teacher_net(), dtype=dtype)
+        assert steps == GRID.count * PER_VIEW and resumed == 0
+        out[dtype] = (table_bytes(store), meta)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_a_build_interrupted_by_ctrl_c_goes_on_from_its_finished_views_to_the_same_table(data, one_go,
+                                                                                          isolated_home, dtype):
+    store, teacher = TeacherOutputStore(isolated_home), teacher_net()
+    with pytest.raises(KeyboardInterrupt):
+        build_table(store, data, teacher, dtype=dtype, stop_at=50 * PER_VIEW + 2)  # in view 50, two batches in
+    partial, progress = store.build_paths("k")
+    assert partial.is_file() and len(json.loads(progress.read_text())["views"]) == 50
+    assert store.check("k", IDENTITY, SHAPE, dtype) == "missing"  # a half table is never served
+    meta, steps, resumed = build_table(store, data, teacher, dtype=dtype)
+    assert resumed == 50 and steps == (GRID.count - 50) * PER_VIEW  # only the views left were computed
+    assert table_bytes(store) == one_go[dtype][0]
+    assert (meta.max_abs_error, meta.max_rel_error) == (one_go[dtype][1].max_abs_error, one_go[dtype][1].max_rel_error)
+    assert not partial.exists() and not progress.exists() and store.check("k", IDENTITY, SHAPE, dtype) == meta
+
+
+def test_a_run_interrupted_while_building_goes_on_the_next_time_with_the_same_batches(outputs, data, monkeypatch,
+                                                                                       tmp_path):
+    """Through the run layer: Ctrl-C during the build, then the next run (with another batch size configured)
+    goes on from the finished views with the first batch size and publishes the table a build in one go makes."""
+    monkeypatch.setattr("kdbench.run.teacher_outputs.CPU_BUILD_BATCH", 16)
+    teacher, spec, method = teacher_net(), run_spec(teacher_cache="on"), HintonKD()
+    displays = []
+
+    def display(quiet, unit="epoch"):
+        displays.append(Steps(stop_at=20 * PER_VIEW + 1 if len(displays) == 1 else None))
+        return displays[-1]
+
+    monkeypatch.setattr("kdbench.run.teacher_outputs.progress_display", display)
+    reference = TeacherOutputs(Components(RunOptions(home=str(tmp_path / "ref"), device="cpu", quiet=True)),
+                               TeacherOutputStore(tmp_path / "ref"), quiet=True)
+    key = reference.for_run(spec, method, teacher, data).record.key
+    with pytest.raises(KeyboardInterrupt):
+        outputs.for_run(spec, method, teacher, data)
+    monkeypatch.setattr("kdbench.run.teacher_outputs.CPU_BUILD_BATCH", 8)  # the next process would batch by 8
+    fresh = TeacherOutputs(outputs.components, outputs.store, quiet=True)
+    served = fresh.for_run(spec, method, teacher, data)
+    assert served.record.used and served.record.key == key
+    resumed = displays[2]
+    assert resumed.started.first_epoch == 21 and resumed.started.steps_per_epoch == PER_VIEW  # batches of 16
+    assert resumed.steps == (GRID.count - 20) * PER_VIEW
+    assert table_bytes(outputs.store, key) == table_bytes(reference.store, key)
+
+
+KILLED_BUILD = """
+import os, signal, sys
+import torch
+from kdbench.store import TeacherOutputStore
+from kdbench.train.teacher_outputs import build_teacher_logits
+from tests.test_teacher_cache import GRID, IDENTITY, SHAPE, SYNTHETIC, teacher_net
+from kdbench_plugins.datasets.synthetic import make_synthetic
+
+torch.set_num_threads(1)
+writer = TeacherOutputStore(sys.argv[1]).writer("k", SHAPE, "float32", identity=IDENTITY, batch_size=16)
+def write(first, logits):
+    writer.write(first, logits)
+    if first == 30 * 40 + 16:  # view 30, its second batch: killed with half a view written
+        os.kill(os.getpid(), signal.SIGKILL)
+build_teacher_logits(teacher_net(), make_synthetic(**SYNTHETIC), GRID, write, batch_size=16, mixed_precision=True,
+                     view_done=writer.view_done)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL here")
+def test_a_build_killed_mid_view_goes_on_from_its_finished_views_to_the_same_table(data, one_go, isolated_home):
+    """A real SIGKILL (no handler, no flush, no close): the views finished before it are kept and checked."""
+    root = Path(__file__).resolve().parent.parent
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(isolated_home)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    store = TeacherOutputStore(isolated_home)
+    assert store.check("k", IDENTITY, SHAPE, "float32") == "missing"
+    meta, steps, resumed = build_table(store, data, teacher_net())
+    assert resumed == 30 and steps == (GRID.count - 30) * PER_VIEW
+    assert table_bytes(store) == one_go["float32"][0]
+
+
+def interrupted(store, data, views=10):
+    with pytest.raises(KeyboardInterrupt):
+        build_table(store, data, teacher_net(), stop_at=views * PER_VIEW + 1)
+    return store.build_paths("k")
+
+
+@pytest.mark.parametrize("plant", ["garbage", "another build", "too many views", "no partial table",
+                                   "a short partial table"])
+def test_a_planted_or_corrupt_progress_file_is_not_trusted_the_build_starts_over(data, one_go, isolated_home, plant):
+    store = TeacherOutputStore(isolated_home)
+    partial, progress = interrupted(store, data)
+    recorded = json.loads(progress.read_text())
+    if plant == "garbage":
+        progress.write_text("{not json")
+    elif plant == "another build":
+        progress.write_text(json.dumps({**recorded, "identity": {"teacher": "other"}}))
+    elif plant == "too many views":
+        progress.write_text(json.dumps({**recorded, "views": recorded["views"] * 20}))
+    elif plant == "no partial table":
+        partial.unlink()
+    else:
+        with partial.open("r+b") as fh:
+            fh.truncate(100)
+    with pytest.warns(KdbenchWarning, match="the build starts over"):
+        _, steps, resumed = build_table(store, data, teacher_net())
+    assert resumed == 0 and steps == GRID.count * PER_VIEW
+    assert table_bytes(store) == one_go["float32"][0]
+
+
+def test_finished_views_whose_bytes_changed_are_computed_again(data, one_go, isolated_home):
+    """A progress file is checked against the partial table: a view whose digest no longer matches (a planted
+    progress file, a disk that lost a write) and every view after it are built again."""
+    store = TeacherOutputStore(isolated_home)
+    partial, _ = interrupted(store, data)
+    view_bytes = SHAPE[1] * SHAPE[2] * 4
+    with partial.open("r+b") as fh:
+        fh.seek(6 * view_bytes + 20)
+        fh.write(b"\x7f\x7f\x7f\x7f")
+    with pytest.warns(KdbenchWarning, match="view 6 does not match its digest"):
+        _, steps, resumed = build_table(store, data, teacher_net())
+    assert resumed == 6 and steps == (GRID.count - 6) * PER_VIEW
+    assert table_bytes(store) == one_go["float32"][0]
+
+
+def test_a_planted_link_as_partial_table_is_never_written_through(data, isolated_home, tmp_path):
+    store = TeacherOutputStore(isolated_home)
+    store.root.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    partial, _ = store.build_paths("k")
+    partial.symlink_to(victim)
+    build_table(store, data, teacher_net())
+    assert victim.read_text() == "mine" and not partial.exists()
+
+
+def test_a_half_built_table_is_never_published(data, isolated_home):
+    store = TeacherOutputStore(isolated_home)
+    writer = store.writer("k", SHAPE, "float32", identity=IDENTITY, batch_size=16)
+    writer.write(0, torch.zeros(SHAPE[1], SHAPE[2]))
+    writer.view_done(0)
+    with pytest.raises(ValueError, match="out of order"):
+        writer.view_done(2)
+    with pytest.raises(RuntimeError, match="1 of 162 views finished"):
+        writer.commit()
+    writer.abort()
+    assert not any(store.root.iterdir())

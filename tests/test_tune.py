@@ -13,6 +13,13 @@ import yaml
 from kdbench.cli import main
 from kdbench.plan.tune_file import Distribution
 from kdbench.run.tune import suggest, validation_curve
+from kdbench.run.tune_report import (
+    MIN_IMPORTANCE_TRIALS,
+    history_figure,
+    importance_figure,
+    importance_note,
+    report,
+)
 
 SUITE = """
     name: t
@@ -63,9 +70,13 @@ def test_a_study_lives_in_sqlite_and_its_values_are_validation_top1(write_suite,
     out = tmp_path / "runs" / "t" / "tune" / "kd"
     best = yaml.safe_load((out / "best.yaml").read_text())
     assert best["methods"][0]["label"] == "kd (tuned)"
-    assert best["methods"][0]["params"]["T"] == study.best_params["params.T"]
+    assert best["methods"][0]["params"]["T"] == float(f"{study.best_params['params.T']:.4g}")  # 4 significant digits
     assert len((out / "trials.csv").read_text().splitlines()) == 1 + 4
-    assert (out / "history.png").read_bytes()[:4] == b"\x89PNG" and (out / "importance.png").is_file()
+    assert (out / "history.png").read_bytes()[:4] == b"\x89PNG"
+    # four complete trials are too few for importances: a note instead of the plot
+    assert not (out / "importance.png").exists()
+    assert (out / "importance.txt").read_text().startswith("no importance plot: 4 complete trial(s)")
+    assert "no importance plot" in capsys.readouterr().out
     # --final: the best values and the untuned entry, every seed, test top-1 side by side
     table = (tmp_path / "runs" / "t.final" / "table.md").read_text()
     assert "kd (tuned)" in table and "| kd " in table
@@ -173,3 +184,77 @@ def test_the_pruner_sees_a_running_best_for_the_best_objective():
     epochs = [Epoch(v) for v in (50.0, 70.0, 60.0)]
     assert validation_curve(epochs, "best") == [50.0, 70.0, 70.0]
     assert validation_curve(epochs, "last") == [50.0, 70.0, 60.0]
+
+
+def synthetic_study(trials: int, params: tuple[str, ...] = ("params.T", "params.alpha")) -> optuna.Study:
+    """A study filled without training: validation top-1 as a plain function of the values."""
+    study = optuna.create_study(study_name="t.kd", direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: sum(10 * t.suggest_float(p, 0.1, 8.0) for p in params) % 100, n_trials=trials)
+    return study
+
+
+def test_the_history_plot_reads_validation_top1_over_whole_trials():
+    figure = history_figure(synthetic_study(3))  # three trials: Optuna's own ticks fall at 0.25
+    (axes,) = figure.axes
+    assert axes.get_ylabel() == "validation top-1 (%)" and axes.get_xlabel() == "trial"
+    assert "Objective Value" not in [axes.get_ylabel(), *(t.get_text() for t in axes.get_legend().get_texts())]
+    assert axes.get_title(loc="left") == "study t.kd: validation top-1 (%) per trial" and not axes.get_title()
+    figure.canvas.draw()
+    ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_the_importance_plot_says_what_it_attributes():
+    study = synthetic_study(MIN_IMPORTANCE_TRIALS)
+    assert importance_note(study) is None
+    (axes,) = importance_figure(study).axes
+    assert axes.get_xlabel() == "importance for validation top-1 (fANOVA, sums to 1)"
+    assert axes.get_ylabel() == "parameter" and axes.get_legend() is None
+    assert sorted(t.get_text() for t in axes.get_yticklabels()) == ["params.T", "params.alpha"]
+
+
+def test_the_importance_plot_needs_enough_trials_and_two_parameters():
+    few = importance_note(synthetic_study(MIN_IMPORTANCE_TRIALS - 1))
+    assert few == f"no importance plot: {MIN_IMPORTANCE_TRIALS - 1} complete trial(s), it needs at least " \
+                  f"{MIN_IMPORTANCE_TRIALS} to mean anything"
+    one = importance_note(synthetic_study(8, params=("params.T",)))
+    assert one == "no importance plot: the search space has one parameter (params.T), its importance is 1"
+
+
+def test_the_report_rounds_best_yaml_and_notes_a_missing_importance_plot(write_suite, registry, tmp_path):
+    from kdbench.plan import load_suite
+    from kdbench.plan.tune import studies
+
+    space = ("{params.T: {low: 1, high: 20000}, params.alpha: {choices: [0.123456, 0.5]}, "
+             "recipe.epochs: {low: 1, high: 9}}")
+    (study,) = studies(load_suite(write_suite(suite_text(space=space))), registry)
+    optuna_study = optuna.create_study(study_name=study.name, direction="maximize")
+    best = {"params.T": 12345.6, "params.alpha": 0.123456, "recipe.epochs": 3}
+    dists = {"params.T": optuna.distributions.FloatDistribution(1, 20000),
+             "params.alpha": optuna.distributions.CategoricalDistribution([0.123456, 0.5]),
+             "recipe.epochs": optuna.distributions.IntDistribution(1, 9)}
+    optuna_study.add_trial(optuna.trial.create_trial(params=best, distributions=dists, value=91.23456))
+    out = tmp_path / "out"
+    result = report(study, optuna_study, out)
+    text = (out / "best.yaml").read_text()
+    assert text.startswith("# study t.kd: best validation top-1 91.23 (trial 0, 1 complete of 1)")
+    fragment = yaml.safe_load(text)
+    assert fragment["methods"][0]["params"] == {"T": 12350.0, "alpha": 0.123456}  # a choice stays as listed
+    assert fragment["recipe"] == {"epochs": 3} and isinstance(fragment["recipe"]["epochs"], int)
+    assert result.best_params == best  # Optuna's values, unrounded, for --final
+    assert result.notes == [(out / "importance.txt").read_text().strip()] and not (out / "importance.png").exists()
+    for _ in range(MIN_IMPORTANCE_TRIALS):  # enough trials now: the plot replaces the note
+        optuna_study.add_trial(optuna.trial.create_trial(
+            params={"params.T": float(len(optuna_study.trials)), "params.alpha": 0.5, "recipe.epochs": 2},
+            distributions=dists, value=float(len(optuna_study.trials))))
+    result = report(study, optuna_study, out)
+    assert result.notes == [] and (out / "importance.png").is_file() and not (out / "importance.txt").exists()
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.123456, 0.1235), (12345.6, 12350.0), (3, 3), (2.5e-05, 2.5e-05),
+                                              (1.0, 1.0), (True, True), ("sgd", "sgd")])
+def test_best_values_keep_four_significant_digits(value, shown):
+    from kdbench.plan.tune import significant
+
+    assert significant(value) == shown and type(significant(value)) is type(value)

@@ -23,7 +23,7 @@ from kdbench.run.distributed import from_result_data, result_data
 from kdbench.run.teacher_outputs import ServedLogits
 from kdbench.store import ResumeFile, RunStore, ScoreCache, StoredScores, TeacherCacheRecord, scores_key
 from kdbench.store.files import plain
-from kdbench.train.engine import EpochMetrics, TrainOutcome
+from kdbench.train.outcome import EpochMetrics, TrainOutcome
 
 
 class Planted:

@@ -8,6 +8,7 @@ validation top-1 on the split held out of the training set (``val_fraction``), n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -121,11 +122,11 @@ def _check_path(study: Study, registry: Registry, path: str) -> Any:
         fields = REVISION_FIELDS if root == "revision" else SELECTION_FIELDS
         if rest[0] == "params":
             kind, name = ("revision", block.name) if root == "revision" else ("estimator", block.estimator)
-            comp = registry.get(kind, name)
-            known = list(comp.parameters())
+            searched = registry.get(kind, name)
+            known = list(searched.parameters())
             if len(rest) != 2 or rest[1] not in known:
                 raise unknown([f"params.{k}" for k in known], f"{kind} {name!r}")
-            return comp.hints().get(rest[1])
+            return searched.hints().get(rest[1])
         if len(rest) != 1 or rest[0] not in fields:
             raise unknown([*fields, "params.<name>"], f"the {root} block")
         return float
@@ -182,9 +183,29 @@ def final_plan(study: Study, registry: Registry, best: dict[str, Any]) -> Plan:
     return Plan(suite=untuned.suite, teachers=list(teachers.values()), runs=list(runs.values()))
 
 
+SIGNIFICANT_DIGITS = 4
+
+
+def significant(value: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
+    """A float to ``digits`` significant digits (0.123456 -> 0.1235, 12345.6 -> 12350.0); anything else as is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{digits}g}")
+    return value
+
+
+def rounded(study: Study, values: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values as a person reads them: ranges over floats to 4 significant digits, ints and the
+    values of a ``choices`` list exactly as they are."""
+    space = study.entry.space
+    return {path: value if path in space and space[path].choices is not None else significant(value)
+            for path, value in values.items()}
+
+
 def tuned_entry(study: Study, values: dict[str, Any]) -> dict[str, Any]:
-    """The best values as a ready-to-paste suite fragment: a method entry (and recipe fields, if searched)."""
+    """The best values as a ready-to-paste suite fragment: a method entry (and recipe fields, if searched),
+    floats searched over a range to 4 significant digits."""
     cfg = study.suite.config
+    values = rounded(study, values)
     entry, recipe = apply_values(cfg.methods[study.method_index], cfg.recipe, values)
     method = entry.model_dump(exclude_defaults=True)
     method["label"] = f"{study.label} (tuned)"

@@ -57,4 +57,5 @@ class Components:
         return with_label_noise(data, noise.rate, noise.kind, noise.seed)
 
     def model(self, arch: str, num_classes: int) -> torch.nn.Module:
-        return self.registry.get("model", arch).create(num_classes=num_classes)
+        model: torch.nn.Module = self.registry.get("model", arch).create(num_classes=num_classes)
+        return model

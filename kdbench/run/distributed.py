@@ -27,7 +27,7 @@ from kdbench.run.teacher_outputs import ServedLogits
 from kdbench.store import TeacherCacheRecord
 from kdbench.store.files import plain
 from kdbench.train.distributed import Shard
-from kdbench.train.engine import EpochMetrics, TrainOutcome
+from kdbench.train.outcome import EpochMetrics, TrainOutcome
 
 RESULT_FILE = "rank0.pt"
 
@@ -72,18 +72,20 @@ def _rank_main(rank: int, make_worker: Callable[..., Any], options: RunOptions, 
         dist.destroy_process_group()
 
 
-def train_on_ranks(make_worker: Callable[..., Any], options: RunOptions, spec: RunSpec, world: int):
+def train_on_ranks(make_worker: Callable[..., Any], options: RunOptions, spec: RunSpec,
+                   world: int) -> tuple[TrainOutcome, ServedLogits]:
     """Train ``spec`` on ``world`` processes and return rank 0's ``(TrainOutcome, ServedLogits)``.
     ``make_worker(device=, threads=, quiet=)`` builds each rank's worker (a picklable ``WorkerFactory``).
 
     A rank that raises stops the others; its error is raised here, as one process's would be."""
-    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessRaisedException, start_processes
 
     with tempfile.TemporaryDirectory(prefix="kdbench-ddp-") as rendezvous:
         try:
-            mp.start_processes(_rank_main, args=(make_worker, options, spec, world, rendezvous), nprocs=world,
-                               join=True, start_method="spawn")
-        except mp.ProcessRaisedException as exc:  # the rank's traceback is in the message
+            start_processes(  # type: ignore[no-untyped-call, unused-ignore]  # torch leaves it unannotated
+                _rank_main, args=(make_worker, options, spec, world, rendezvous), nprocs=world, join=True,
+                start_method="spawn")
+        except ProcessRaisedException as exc:  # the rank's traceback is in the message
             last = str(exc).strip().splitlines()[-1]
             if last.startswith("kdbench.errors.KdbenchError: "):  # a user error stays one line and exit 2
                 raise KdbenchError(last.partition(": ")[2]) from None
@@ -94,11 +96,12 @@ def train_on_ranks(make_worker: Callable[..., Any], options: RunOptions, spec: R
 def result_data(outcome: TrainOutcome, served: ServedLogits) -> dict[str, Any]:
     """Rank 0's outcome and teacher-logit record as plain data (dicts, lists, numbers, strings): the file is
     read back with ``torch.load(weights_only=True)``, which builds no other object."""
-    return plain({
+    data: dict[str, Any] = plain({
         "outcome": {"epochs": [m.as_dict() for m in outcome.epochs], "wall_time_s": float(outcome.wall_time_s),
                     "train_images_per_s": float(outcome.train_images_per_s)},
         "served": served.record.model_dump(mode="json") if served.record is not None else None,
     })
+    return data
 
 
 def from_result_data(data: dict[str, Any]) -> tuple[TrainOutcome, ServedLogits]:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
-from kdbench.contracts import Executor
+from kdbench.contracts import Executor, Job
 from kdbench.errors import KdbenchError
 from kdbench.plan import Plan, RunSpec, TeacherSpec
 from kdbench.run.jobs import RunJob, ScoreJob, TeacherJob
 from kdbench.run.options import RunOptions
 from kdbench.run.worker import RunOutcome, WorkerFactory
 from kdbench.store import FailureRecord, RunStore, ScoreCache, TeacherStore, scores_key
-from kdbench.store.runs import FAILURE
+from kdbench.store.files import read_json
 
 
 def teachers_of(runs: list[RunSpec]) -> list[TeacherSpec]:
@@ -53,7 +54,7 @@ def score_jobs(todo: list[RunSpec], options: RunOptions) -> list[ScoreJob]:
     return list(jobs.values())
 
 
-def _wave(executor: Executor, jobs: Sequence, factory: WorkerFactory) -> Iterator[RunOutcome]:
+def _wave(executor: Executor, jobs: Sequence[Job], factory: WorkerFactory) -> Iterator[RunOutcome]:
     """A preparatory wave: every job must succeed, or no student trains."""
     failed = []
     for outcome in executor.run(jobs, factory) if jobs else ():
@@ -79,13 +80,18 @@ def execute_plan(plan: Plan, options: RunOptions, executor: Executor) -> Iterato
     store = RunStore(options.runs_root)
     for outcome in executor.run([RunJob(spec) for spec in plan.runs], factory):
         if outcome.kind == "run" and outcome.status == "failed":
-            _note_crash(store, plan, outcome)
+            outcome = _note_failure(store, plan, outcome)
         yield outcome
 
 
-def _note_crash(store: RunStore, plan: Plan, outcome: RunOutcome) -> None:
-    """A run whose process died wrote no failure record itself: write it, so the next run retries it."""
+def _note_failure(store: RunStore, plan: Plan, outcome: RunOutcome) -> RunOutcome:
+    """The failed run's outcome, saying where its failure record (and traceback) is. A run whose process died
+    wrote no failure record itself: write it, so the next run retries it."""
     spec = next(s for s in plan.runs if s.key == outcome.key)
-    if not (store.run_dir(spec) / FAILURE).is_file():
+    path = store.failure_path(spec)
+    if not path.is_file():
         store.write_failure(spec, FailureRecord(error=outcome.error or "the worker process died", spec=spec,
                                                 at=time.time()))
+    saved = read_json(path)
+    has_traceback = isinstance(saved, dict) and bool(saved.get("traceback"))
+    return replace(outcome, detail=f"{'traceback' if has_traceback else 'failure record'} in {path}")

@@ -21,7 +21,8 @@ from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec, TeacherSpec
 from kdbench.registry import Registry
 from kdbench.run.options import LoggerRef
-from kdbench.train.engine import EpochMetrics
+from kdbench.train.callbacks import Callback, EpochEnd
+from kdbench.train.outcome import EpochMetrics
 
 #: Numbers of a record that are not results: left out of a tracker's summary.
 _NOT_RESULTS = frozenset({"schema_version", "seed", "finished_at", "saved_at", "best_epoch"})
@@ -98,9 +99,13 @@ class RunLoggers:
         return list(self._active)
 
     def epoch(self, metrics: EpochMetrics) -> None:
-        """An epoch observer (``kdbench.run.progress.ObservedReporter``): the epoch as the record stores it."""
+        """One epoch as the record stores it (through :meth:`callback` while the run trains)."""
         self._logged.add(metrics.epoch)
         self._call("epoch", EpochLog(metrics.epoch, metrics.as_dict(), self.info.teacher_cache))
+
+    def callback(self) -> Callback:
+        """The training callback that sends every epoch to these loggers."""
+        return _LogEpochs(self)
 
     def finish(self, record: BaseModel) -> None:
         """The stored record. Epochs trained before a resume (in an earlier process) are logged first, so the
@@ -131,6 +136,14 @@ class RunLoggers:
                         logger.close()
                     except Exception:  # already reported; just release what it holds
                         pass
+
+
+class _LogEpochs(Callback):
+    def __init__(self, loggers: RunLoggers) -> None:
+        self.loggers = loggers
+
+    def epoch_end(self, end: EpochEnd) -> None:
+        self.loggers.epoch(end.metrics)
 
 
 def _warn(name: str, what: str, exc: BaseException, info: RunInfo) -> None:

@@ -1,24 +1,36 @@
-"""Data-value scores of a teacher's training set, computed once and cached (docs/methods.md §6a)."""
+"""Data-value scores of a teacher's training set, computed once and cached (docs/methods.md §6a).
+
+The long part on a CPU is the teacher's passes over the training set (and over its validation split, and
+once per kept checkpoint for TracIn): they show progress with an ETA like training does, one step per
+batch each model runs. The estimator's own computation that follows reports its seconds in the scores."""
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
+from torch import nn
 
-from kdbench.contracts import DataValueEstimator
+from kdbench.contracts import DataValueEstimator, StreamedDataset
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import ComponentRef, TeacherSpec
 from kdbench.registry import Component
 from kdbench.run.components import Components
+from kdbench.run.progress import progress_display
 from kdbench.run.teachers import Teachers
 from kdbench.store import DetectionRecord, ScoreCache, StoredScores, scores_key
+from kdbench.train.callbacks import Callback, TrainingStart
 from kdbench.train.label_noise import detect_flipped
 from kdbench.train.scoring import scoring_inputs
+from kdbench.train.sources import AnyDataset
 
 
-def detection_of(estimator: Component, stored: StoredScores, flipped: torch.Tensor) -> DetectionRecord:
+def detection_of(estimator: Component[type[DataValueEstimator]], stored: StoredScores,
+                 flipped: torch.Tensor) -> DetectionRecord:
     """How well ``stored`` scores flag the ``flipped`` training labels, read at the end of the score the
     estimator calls suspicious (docs/methods.md §12)."""
     figures = detect_flipped(stored.values, flipped, estimator.factory.suspect_when)
@@ -54,8 +66,16 @@ class Scorer:
         # An external checkpoint's recipe is unknown: the standard weight decay damps its influence Hessian.
         decay = (teacher_spec.recipe or Recipe().resolved(teacher_spec.arch)).weight_decay
         options = self.components.options
-        inputs = scoring_inputs(teacher.model, data, decay, checkpoints, batch_size=options.eval_batch_size,
-                                loader_workers=options.loader_workers)
+        models = [teacher.model, *(model for _, _, model in checkpoints)]
+        progress = progress_display(options.quiet)
+        progress.start(TrainingStart(f"{estimator.name} scores on {teacher_spec.arch}: teacher outputs", 1,
+                                     scoring_batches(data, len(models), options.eval_batch_size), 1))
+        try:
+            with _counting_batches(models, progress):
+                inputs = scoring_inputs(teacher.model, data, decay, checkpoints, batch_size=options.eval_batch_size,
+                                        loader_workers=options.loader_workers)
+        finally:
+            progress.finish()
         start = time.perf_counter()
         scores = instance.score(inputs)
         seconds = time.perf_counter() - start
@@ -74,3 +94,23 @@ class Scorer:
         )
         self.cache.save(stored)
         return stored
+
+
+def scoring_batches(data: AnyDataset, models: int, batch_size: int) -> int:
+    """The batches the teacher passes of scoring run: the training split once per model (the teacher and its
+    kept checkpoints), the validation split once."""
+    def size(split: str) -> int:
+        return data.size(split) if isinstance(data, StreamedDataset) else int(data.split(split)[0].shape[0])
+
+    return models * math.ceil(size("train") / batch_size) + math.ceil(size("val") / batch_size)
+
+
+@contextmanager
+def _counting_batches(models: list[nn.Module], progress: Callback) -> Iterator[None]:
+    """Each forward call of ``models`` (one batch) is a step of ``progress``; the hooks go away on exit."""
+    handles = [model.register_forward_hook(lambda *_: progress.step()) for model in models]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -28,6 +28,7 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
         mask = select(stored.values if stored else None, sel.fraction, sel.order, seed, num_train)
         selection = SelectionRecord(teacher_samples=int(mask.sum()), samples=num_train)
         if stored is not None:
+            assert sel.estimator is not None  # the scores are its estimator's
             selection = SelectionRecord(
                 teacher_samples=int(mask.sum()),
                 samples=num_train,

@@ -1,9 +1,11 @@
 """A run's teacher logits: from the exact teacher-output cache, or from the live teacher (docs/methods.md §11).
 
 The cache is used for methods that read the teacher's logits only (KD, MSE-KD, DKD, CTKD, DTD-LA, with or
-without LR and DS). ``teacher_cache: auto`` uses it when a valid table exists or when the plan's runs
-would run the teacher live over more epochs than the table has views (a 240-epoch CIFAR run alone does:
-240 > 162); ``on`` always, ``off`` never. A table is keyed by what determines its values: the teacher
+without LR and DS). ``teacher_cache: auto`` uses a valid table when one exists, and otherwise
+weighs costs measured on the worker (:func:`auto_decision`): building the table (views × images × the
+teacher's forward pass per image) against running the teacher live, whose logits a CPU worker remembers
+per batch for the later runs that draw the same batches (the other methods of a seed); ``on`` always,
+``off`` never (the live teacher, nothing remembered). A table is keyed by what determines its values: the teacher
 (its key and a digest of its weights), the training images (the dataset's identity and a digest of
 the pixels), the view grid and normalisation, the compute precision and the storage dtype. Tables are
 built once under a file lock, so the processes of an executor never build one twice.
@@ -12,8 +14,10 @@ built once under a file lock, so the processes of an executor never build one tw
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,15 +27,17 @@ from kdbench.contracts import DistillationMethod, ImageDataset, StreamedDataset
 from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec, content_key
 from kdbench.run.components import Components
-from kdbench.run.progress import make_reporter
+from kdbench.run.progress import progress_display
 from kdbench.store import TeacherCacheRecord, TeacherOutputsMeta, TeacherOutputStore
-from kdbench.train.batches import training_augmentation
+from kdbench.train.batches import Batch, normalize, training_augmentation
+from kdbench.train.callbacks import TrainingStart
+from kdbench.train.evaluate import autocast
 from kdbench.train.teacher_outputs import (
     CachedTeacherLogits,
     TeacherLogits,
     ViewGrid,
-    build_steps,
     build_teacher_logits,
+    view_steps,
 )
 
 TABLE_FORMAT = 1  # bump when the table's layout or the meaning of a view changes
@@ -51,10 +57,147 @@ def tensor_digest(tensors: list[tuple[str, Tensor]]) -> str:
 
 @dataclass(frozen=True)
 class ServedLogits:
-    """Where one run's teacher logits come from: ``source`` None means the live teacher."""
+    """Where one run's teacher logits come from: a table, the live teacher remembering its logits (a CPU's
+    ``auto``), or, with ``source`` None, the live teacher the engine runs itself."""
 
     source: TeacherLogits | None
     record: TeacherCacheRecord | None
+
+
+# Reading one image's logits from a table in the page cache (an index_select on the memory map): 0.27 µs for
+# digits' 162 × 1,437 × 10 table and 0.38 µs for a CIFAR-100-sized 162 × 50,000 × 100 one on the 2-core AMD EPYC,
+# against 150-170 µs for resnet20's forward pass on a 16 px digit there: next to nothing, but counted.
+LOOKUP_SECONDS_PER_IMAGE = 0.4e-6
+# What a CPU worker may keep of the live teacher's remembered logits (digits' quickstart needs 2.6 MB: 3 seeds ×
+# 15 epochs × 1,437 images × 10 classes); past it, batches not yet remembered run live every time.
+REMEMBER_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class CacheCosts:
+    """What ``teacher_cache: auto`` weighs for one run without a table, in seconds on this worker."""
+
+    views: int  # the table's views of each training image
+    images: int  # training images
+    forward_s: float  # the teacher's forward pass per image in the run's batches, measured on this worker
+    run_epochs: int  # epochs this run would run the teacher live (0: every batch remembered from an earlier run)
+    plan_epochs: int  # teacher epochs on this training set over every run of the plan that could share a table
+    spent_s: float = 0.0  # seconds this worker already ran this teacher live for earlier runs
+    remembers: bool = True  # live logits are remembered per batch (CPU), so runs that repeat batches cost nothing
+    lookup_s: float = LOOKUP_SECONDS_PER_IMAGE  # reading one image's logits from a table
+    build_forward_s: float | None = None  # per image in the build's batches, when they differ from the run's
+
+    @property
+    def build_s(self) -> float:
+        return self.views * self.images * (self.forward_s if self.build_forward_s is None else self.build_forward_s)
+
+    @property
+    def run_live_s(self) -> float:
+        return self.run_epochs * self.images * self.forward_s
+
+    @property
+    def plan_live_s(self) -> float:
+        return self.plan_epochs * self.images * self.forward_s
+
+    def lookups_s(self, epochs: int) -> float:
+        return epochs * self.images * self.lookup_s
+
+
+def auto_decision(c: CacheCosts) -> tuple[bool, str]:
+    """(build the table?, the reason for the record, naming the costs).
+
+    Without remembered logits the plan's live cost is known: build when its teacher epochs cost more live
+    than building the table and reading it back. With them (a CPU worker), the runs that repeat a seed's
+    batches cost nothing live, and how many do is not known in advance, so the table is built only once
+    running live can no longer be the cheaper way: when this run alone would cost more live than the table,
+    or when what the worker has already spent live plus this run reaches the table's cost (so a worker never
+    spends more than twice the cheaper way). A plan whose every epoch together costs less live than the
+    table never builds one.
+    """
+    build = f"a {c.views}-view table ≈ {c.build_s:.1f} s to build"
+    plan = f"the plan's {c.plan_epochs} teacher epochs ≈ {c.plan_live_s:.1f} s live"
+    if c.plan_live_s <= c.build_s + c.lookups_s(c.plan_epochs):
+        return False, f"auto: live teacher: {plan} ≤ {build}"
+    if not c.remembers:
+        return True, f"auto: table: {plan} > {build}"
+    run = f"this run's {c.run_epochs} teacher epochs ≈ {c.run_live_s:.1f} s live"
+    if c.run_live_s > c.build_s + c.lookups_s(c.run_epochs):
+        return True, f"auto: table: {run} > {build}"
+    if c.spent_s + c.run_live_s > c.build_s + c.lookups_s(c.run_epochs):
+        return True, f"auto: table: {c.spent_s:.1f} s live so far + {run} > {build}"
+    remembered = "remembered" if c.run_epochs == 0 else "remembered for runs with the same batches"
+    return False, (f"auto: live teacher, {remembered}: {run} + {c.spent_s:.1f} s so far ≤ {build} "
+                   f"({plan} if no run repeats another's batches)")
+
+
+@dataclass
+class RememberedLogits:
+    """A worker's memory of the live teacher's logits, per batch, for one teacher, training set and view grid."""
+
+    logits: dict[bytes, Tensor] = field(default_factory=dict)
+    nbytes: int = 0
+    full: bool = False  # REMEMBER_BYTES ran out: later batches are not remembered
+    spent_s: float = 0.0  # seconds the teacher ran live for this worker's runs
+    epochs: dict[tuple[int, int], int] = field(default_factory=dict)  # (seed, batch size) → epochs remembered
+
+    def run_epochs(self, seed: int, batch_size: int, epochs: int) -> int:
+        """Epochs of a run the teacher would still run live: the batches of an epoch are a function of
+        (seed, epoch, batch size), so a run repeating another's seed and batch size finds them remembered."""
+        return max(0, epochs - self.epochs.get((seed, batch_size), 0)) if not self.full else epochs
+
+
+class RememberingTeacher:
+    """The live teacher, remembering its logits per batch (training rows and views) in ``memory``.
+
+    A frozen teacher in eval mode computes the same logits for the same batch every time, so a remembered
+    batch is served exactly what the teacher would compute: the same values as the live teacher always,
+    not only on the CPUs measured. Runs of one seed draw the same batches (docs/methods.md §11)."""
+
+    def __init__(self, teacher: nn.Module, grid: ViewGrid, memory: RememberedLogits) -> None:
+        self.teacher, self.grid, self.memory = teacher, grid, memory
+
+    def __call__(self, batch: Batch) -> Tensor:
+        view = self.grid.view_index(batch.augment)
+        key = batch.indices.cpu().numpy().tobytes() + (view.cpu().numpy().tobytes() if view is not None else b"")
+        known = self.memory.logits.get(key)
+        if known is not None:
+            return known.clone()
+        start = time.perf_counter()
+        with torch.no_grad():
+            logits: Tensor = self.teacher(batch.images)
+        self.memory.spent_s += time.perf_counter() - start
+        if self.memory.nbytes + logits.nbytes <= REMEMBER_BYTES:
+            self.memory.logits[key] = logits.detach().clone()
+            self.memory.nbytes += logits.nbytes
+        else:
+            self.memory.full = True
+        return logits
+
+
+def forward_seconds(teacher: nn.Module, data: ImageDataset, batch_size: int, device: str,
+                    mixed_precision: bool) -> float:
+    """The teacher's forward pass per image in batches of ``batch_size``, timed here on the first training
+    images: the fastest of three batches after a warm-up one (a shared machine's noise only slows a batch
+    down). In eval mode and without grad: no buffer moves, no random draw."""
+    x = normalize(data.train_images[:batch_size], data.mean, data.std)
+    cuda = device.startswith("cuda")
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        with torch.inference_mode(), autocast(device, mixed_precision):
+            teacher(x)
+            times = []
+            for _ in range(3):
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                teacher(x)
+                if cuda:
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+        return min(times) / len(x)
+    finally:
+        teacher.train(was_training)
 
 
 class TeacherOutputs:
@@ -67,6 +210,8 @@ class TeacherOutputs:
         # id → (object, digest) for teachers and datasets: the object is kept so its id is never reused
         self._digests: dict[int, tuple[object, str]] = {}
         self._loaded: tuple[str, Tensor] | None = None  # the last table served, on the worker's device
+        self._remembered: dict[str, RememberedLogits] = {}  # table key → the live teacher's remembered logits
+        self._forward: dict[tuple[str, int], float] = {}  # (table key, batch size) → forward seconds per image
 
     def for_run(self, spec: RunSpec, method: DistillationMethod, teacher: nn.Module | None,
                 data: ImageDataset | StreamedDataset) -> ServedLogits:
@@ -85,19 +230,15 @@ class TeacherOutputs:
         key = content_key(identity)
         shape = (grid.count, data.num_train, data.num_classes)
         status = self.store.check(key, identity, shape, dtype)
-        passes = max(spec.teacher_passes, spec.recipe.epochs)
-        if mode == "auto" and not isinstance(status, TeacherOutputsMeta) and passes <= grid.count:
-            reason = f"auto: {passes} teacher epochs on this training set ≤ {grid.count} views to build"
-            return ServedLogits(None, TeacherCacheRecord(used=False, reason=reason))
+        reason = "on" if mode == "on" else "auto: table exists"
+        if mode == "auto" and not isinstance(status, TeacherOutputsMeta):
+            build, reason = self._decide(spec, key, teacher, data, grid)
+            if not build:
+                return ServedLogits(self._live(spec, key, teacher, grid), TeacherCacheRecord(used=False, reason=reason))
         meta, built = status, None
         if not isinstance(meta, TeacherOutputsMeta):
-            meta = self._build(key, identity, shape, dtype, teacher, data, grid, spec.teacher.arch, status)
+            meta = self._build(key, identity, shape, dtype, teacher, data, grid, spec.teacher.arch, meta)
             built = meta.build_seconds
-        if mode == "on":
-            reason = "on"
-        else:  # auto, and the table existed or the plan's teacher epochs pay for building it
-            paid = passes > grid.count
-            reason = f"auto: {passes} teacher epochs > {grid.count} views" if paid else "auto: table exists"
         table = self._place(meta)
         if table is None:
             return ServedLogits(None, TeacherCacheRecord(used=False, reason="out of device memory: live teacher",
@@ -106,6 +247,38 @@ class TeacherOutputs:
                                     built_seconds=built, max_abs_error=meta.max_abs_error,
                                     max_rel_error=meta.max_rel_error)
         return ServedLogits(CachedTeacherLogits(table, grid), record)
+
+    def _decide(self, spec: RunSpec, key: str, teacher: nn.Module, data: ImageDataset,
+                grid: ViewGrid) -> tuple[bool, str]:
+        """``auto`` without a table: build one, or run the teacher live (:func:`auto_decision`)."""
+        device, options = self.components.device, self.components.options
+        remembers = device.startswith("cpu")
+        memory = self._remembered.get(key, RememberedLogits())
+        build_batch = options.eval_batch_size if device.startswith("cuda") else CPU_BUILD_BATCH
+        live_batch = min(spec.recipe.batch_size, data.num_train)
+
+        def forward(batch: int) -> float:  # timed once per teacher and batch size (the quickstart's are both 64)
+            if (key, batch) not in self._forward:
+                self._forward[(key, batch)] = forward_seconds(teacher, data, batch, device, options.mixed_precision)
+            return self._forward[(key, batch)]
+
+        epochs = spec.recipe.epochs
+        costs = CacheCosts(
+            views=grid.count, images=data.num_train, forward_s=forward(live_batch),
+            build_forward_s=None if build_batch == live_batch else forward(min(build_batch, data.num_train)),
+            run_epochs=memory.run_epochs(spec.seed, spec.recipe.batch_size, epochs) if remembers else epochs,
+            plan_epochs=max(spec.teacher_passes, epochs), spent_s=memory.spent_s, remembers=remembers)
+        return auto_decision(costs)
+
+    def _live(self, spec: RunSpec, key: str, teacher: nn.Module, grid: ViewGrid) -> TeacherLogits | None:
+        """``auto``'s live teacher: remembering its logits on a CPU (None: the engine's plain live teacher)."""
+        if not self.components.device.startswith("cpu"):
+            return None
+        memory = self._remembered.setdefault(key, RememberedLogits())
+        if not memory.full:
+            at = (spec.seed, spec.recipe.batch_size)
+            memory.epochs[at] = max(memory.epochs.get(at, 0), spec.recipe.epochs)
+        return RememberingTeacher(teacher, grid, memory)
 
     def identity(self, spec: RunSpec, teacher: nn.Module, data: ImageDataset, grid: ViewGrid,
                  dtype: str) -> dict[str, Any]:
@@ -126,7 +299,7 @@ class TeacherOutputs:
             "dtype": dtype,
         }
 
-    def _digest(self, owner: object, tensors) -> str:
+    def _digest(self, owner: object, tensors: Callable[[], list[tuple[str, Tensor]]]) -> str:
         known = self._digests.get(id(owner))
         if known is None or known[0] is not owner:
             known = self._digests[id(owner)] = (owner, tensor_digest(tensors()))
@@ -146,19 +319,22 @@ class TeacherOutputs:
                 self.store.remove(key)
             options, device = self.components.options, self.components.device
             batch_size = options.eval_batch_size if device.startswith("cuda") else CPU_BUILD_BATCH
-            reporter = make_reporter(self.quiet)
-            reporter.start(f"teacher outputs {arch} ({grid.count} views)", 1, build_steps(grid, data.num_train,
-                                                                                         batch_size), 1)
-            writer = self.store.writer(key, shape, dtype)
+            # an interrupted build of this table goes on from its finished views, with its batch size
+            writer = self.store.writer(key, shape, dtype, identity=identity, batch_size=batch_size)
+            done = writer.views_done
+            progress = progress_display(self.quiet, unit="view")
+            progress.start(TrainingStart(f"teacher outputs {arch} ({grid.count} views)", grid.count,
+                                         view_steps(data.num_train, writer.batch_size), done + 1))
             try:  # the teacher and the data are on the worker's device already
-                build_teacher_logits(teacher, data, grid, writer.write, batch_size=batch_size,
+                build_teacher_logits(teacher, data, grid, writer.write, batch_size=writer.batch_size,
                                      mixed_precision=options.mixed_precision,
-                                     channels_last=device.startswith("cuda"), step=reporter.step)
-            except BaseException:
-                writer.abort()
+                                     channels_last=device.startswith("cuda"), step=progress.step,
+                                     first_view=done, view_done=writer.view_done)
+            except BaseException:  # Ctrl-C or an error: the finished views stay for the next build
+                writer.close()
                 raise
             finally:
-                reporter.finish()
+                progress.finish()
             return writer.commit(identity)
 
     def _place(self, meta: TeacherOutputsMeta) -> Tensor | None:

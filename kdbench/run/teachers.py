@@ -13,11 +13,13 @@ from kdbench.plan.spec import TeacherSpec
 from kdbench.run.components import Components, seed_everything
 from kdbench.run.environment import environment, git_revision
 from kdbench.run.loggers import RunLoggers, teacher_info
-from kdbench.run.progress import ObservedReporter, make_reporter
+from kdbench.run.progress import progress_display
 from kdbench.store import EpochRecord, TeacherCheckpoint, TeacherRecord, TeacherStore, load_checkpoint
+from kdbench.train.callbacks import Callback, EpochEnd
 from kdbench.train.context import build_method_context
-from kdbench.train.engine import EngineConfig, TrainOutcome, train
+from kdbench.train.engine import EngineConfig, train
 from kdbench.train.evaluate import split_accuracy
+from kdbench.train.outcome import TrainOutcome
 from kdbench.train.sources import AnyDataset
 
 TEACHER_CHECKPOINTS = 4  # kept along a harness-trained teacher's training, for TracIn (docs/methods.md §6a)
@@ -87,20 +89,13 @@ class Teachers:
                               eval_batch_size=self.components.options.eval_batch_size, checkpoint_every=0,
                               loader_workers=self.components.options.loader_workers,
                               label=f"teacher {spec.arch}")
-        keep = checkpoint_epochs(spec.recipe.epochs, TEACHER_CHECKPOINTS)
-        kept: list[TeacherCheckpoint] = []
-
-        def keep_checkpoint(epoch: int, student: nn.Module) -> None:
-            if epoch in keep:
-                name = self.store.save_checkpoint(spec, epoch, student)
-                kept.append(TeacherCheckpoint(epoch=epoch, lr=spec.recipe.lr_at(epoch), file=name))
-
+        keep = _KeepCheckpoints(self.store, spec)
         options = self.components.options
         with RunLoggers.open(options.loggers, self.components.registry, options.runs_root,
                              teacher_info(spec, suite)) as logs:
-            reporter = ObservedReporter(make_reporter(self.quiet), logs.epoch)
-            outcome = train(model, method, data, config, reporter=reporter, on_epoch_end=keep_checkpoint)
-            record = self._record(spec, outcome, kept)
+            outcome = train(model, method, data, config,
+                            callbacks=[progress_display(self.quiet), logs.callback(), keep])
+            record = self._record(spec, outcome, keep.kept)
             logs.finish(record)
         self.store.save(spec, model, record)
         return LoadedTeacher(model.eval(), record)
@@ -129,3 +124,19 @@ class Teachers:
             load_checkpoint(model, self.store.checkpoint_path(spec, ckpt.file), spec.arch)
             out.append((ckpt.epoch, ckpt.lr, model.to(self.components.device)))
         return out
+
+
+class _KeepCheckpoints(Callback):
+    """Saves the teacher at ``TEACHER_CHECKPOINTS`` evenly spaced epochs, for TracIn."""
+
+    def __init__(self, store: TeacherStore, spec: TeacherSpec) -> None:
+        assert spec.recipe is not None
+        self.store, self.spec = store, spec
+        self.epochs = checkpoint_epochs(spec.recipe.epochs, TEACHER_CHECKPOINTS)
+        self.kept: list[TeacherCheckpoint] = []
+
+    def epoch_end(self, end: EpochEnd) -> None:
+        epoch, recipe = end.metrics.epoch, self.spec.recipe
+        if epoch in self.epochs and recipe is not None:
+            name = self.store.save_checkpoint(self.spec, epoch, end.student)
+            self.kept.append(TeacherCheckpoint(epoch=epoch, lr=recipe.lr_at(epoch), file=name))

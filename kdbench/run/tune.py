@@ -25,7 +25,7 @@ from kdbench.plan.tune_file import Distribution
 from kdbench.run.options import RunOptions
 from kdbench.run.worker import RunOutcome, Worker, WorkerFactory
 from kdbench.store import RunRecord
-from kdbench.train.engine import EpochMetrics, StopTraining
+from kdbench.train.callbacks import Callback, EpochEnd, StopTraining
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -97,6 +97,8 @@ def suggest(trial: Any, space: dict[str, Distribution], integer_paths: frozenset
     for path, dist in space.items():
         if dist.choices is not None:
             values[path] = trial.suggest_categorical(path, dist.choices)
+        elif dist.low is None or dist.high is None:
+            raise ValueError(f"{path}: a range needs low and high")  # checked when the suite is read
         elif path in integer_paths:
             values[path] = trial.suggest_int(path, int(dist.low), int(dist.high), step=int(dist.step or 1),
                                              log=dist.log)
@@ -119,13 +121,14 @@ def validation_curve(metrics: list[Any], objective: str) -> list[float]:
     return values
 
 
-class PruneOnValidation:
+class PruneOnValidation(Callback):
     """Reports each epoch's validation top-1 to the trial; raises ``StopTraining`` when the pruner says so."""
 
     def __init__(self, trial: Any, objective: str) -> None:
         self.trial, self.objective, self.best = trial, objective, -math.inf
 
-    def __call__(self, metrics: EpochMetrics) -> None:
+    def epoch_end(self, end: EpochEnd) -> None:
+        metrics = end.metrics
         value = validation_curve([metrics], "last")[0]
         if self.objective == "best":
             self.best = value = max(self.best, value)
@@ -155,8 +158,7 @@ class TrialJob:
         values = suggest(trial, study.entry.space, study.integer_paths)
         spec = trial_spec(study, worker.components.registry, values)
         trial.set_user_attr("run_key", spec.key)
-        observer = PruneOnValidation(trial, study.entry.objective)
-        outcome = worker.run(spec, observer=observer)
+        outcome = worker.run(spec, callbacks=[PruneOnValidation(trial, study.entry.objective)])
         label = f"trial {trial.number} of {study.name}: {_short(values)}"
         if outcome.status == "stopped":
             optuna_study.tell(trial, state=optuna.trial.TrialState.PRUNED)

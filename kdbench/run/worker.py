@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,7 +24,7 @@ from kdbench.run.distributed import train_on_ranks
 from kdbench.run.environment import environment, git_revision
 from kdbench.run.loggers import RunLoggers, run_info
 from kdbench.run.options import RunOptions
-from kdbench.run.progress import ObservedReporter, make_reporter
+from kdbench.run.progress import progress_display
 from kdbench.run.scoring import Scorer
 from kdbench.run.supervision import build_supervision
 from kdbench.run.teacher_outputs import ServedLogits, TeacherOutputs
@@ -38,9 +38,12 @@ from kdbench.store import (
     TeacherOutputStore,
     TeacherStore,
 )
+from kdbench.train.callbacks import Callback, StopTraining
 from kdbench.train.context import build_method_context
 from kdbench.train.distributed import Shard
-from kdbench.train.engine import EngineConfig, EpochMetrics, StopTraining, TrainingDiverged, TrainOutcome, train
+from kdbench.train.engine import EngineConfig, TrainingDiverged, train
+from kdbench.train.outcome import TrainOutcome
+from kdbench.train.sources import AnyDataset
 from kdbench.train.supervision import Supervision
 
 
@@ -77,19 +80,19 @@ class Worker:
         self.scorer = Scorer(self.components, self.teachers, ScoreCache(options.home_path))
         self.teacher_outputs = TeacherOutputs(self.components, TeacherOutputStore(options.home_path), options.quiet)
 
-    def run(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunOutcome:
-        """Train ``spec`` unless it is done. ``observer`` sees every epoch's metrics and may raise
-        ``StopTraining`` (a pruner): the run then ends with status "stopped" and no record."""
+    def run(self, spec: RunSpec, callbacks: Sequence[Callback] = ()) -> RunOutcome:
+        """Train ``spec`` unless it is done. ``callbacks`` hear every epoch after the progress display and the
+        loggers; one may raise ``StopTraining`` (a pruner): the run then ends "stopped", with no record."""
         if not self.options.force and (done := self.store.finished(spec)) is not None:
             return RunOutcome.of(spec, "skipped", done)
         with self.store.lock(spec):  # another process may be training this run: wait, then reuse it
             if not self.options.force and (done := self.store.finished(spec)) is not None:
                 return RunOutcome.of(spec, "skipped", done)
-            return self._train_and_store(spec, observer)
+            return self._train_and_store(spec, callbacks)
 
-    def _train_and_store(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None) -> RunOutcome:
+    def _train_and_store(self, spec: RunSpec, callbacks: Sequence[Callback]) -> RunOutcome:
         try:
-            record = self._train(spec, observer)
+            record = self._train(spec, callbacks)
         except StopTraining as stop:
             return RunOutcome.of(spec, "stopped", error=str(stop))
         except KdbenchError:
@@ -106,37 +109,47 @@ class Worker:
         self.store.write_record(spec, record)
         return RunOutcome.of(spec, "finished", record)
 
-    def _train(self, spec: RunSpec, observer: Callable[[EpochMetrics], None] | None = None) -> RunRecord:
+    def _train(self, spec: RunSpec, callbacks: Sequence[Callback] = ()) -> RunRecord:
         """Train in this process, or on ``processes`` DDP ranks (the teacher and the scores made here first);
         the loggers see every epoch and the record, and never change either."""
-        data = self.components.dataset(spec.dataset)
-        teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
-        supervision, selection = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
-                                                   data.train_flipped)
+        needs = self._needs(spec)
+        supervision, selection = build_supervision(spec, self.components.registry, self.scorer, needs.data.num_train,
+                                                   needs.data.train_flipped)
         processes = self.options.nproc or spec.recipe.devices
         refs, registry = self.options.loggers, self.components.registry
         with RunLoggers.open(refs, registry, self.options.runs_root, run_info(spec, None), start=False) as logs:
             if processes > 1:
-                if observer is not None:
+                if callbacks:
                     raise KdbenchError("a run on several processes cannot report to an epoch observer (a pruned "
                                        "trial): tune with devices: 1")
                 logs.start()  # the ranks' epochs reach the loggers with the record
                 factory = WorkerFactory(self.options, self.plugin_files)
                 outcome, served = train_on_ranks(factory, self.options, spec, processes)
             else:
-                outcome, served = self.train_shard(spec, Shard(), observer, logs, supervision)
-            record = self._record(spec, outcome, teacher, selection, served, processes)
+                outcome, served = self._train_here(spec, needs, Shard(), supervision, logs, callbacks)
+            record = self._record(spec, outcome, needs.teacher, selection, served, processes)
             logs.finish(record)
         return record
 
-    def train_shard(self, spec: RunSpec, shard: Shard, observer: Callable[[EpochMetrics], None] | None = None,
-                    logs: RunLoggers | None = None, supervision: Supervision | None = None
-                    ) -> tuple[TrainOutcome, ServedLogits]:
-        """Train ``spec`` as rank ``shard.rank`` of ``shard.world`` (all of it with one process); ``logs`` are
-        started once the run knows where its teacher logits come from, and see every epoch. A rank builds
-        the run's ``supervision`` itself (from the scores its owner cached); one process is handed it."""
+    def train_shard(self, spec: RunSpec, shard: Shard) -> tuple[TrainOutcome, ServedLogits]:
+        """Train ``spec`` as rank ``shard.rank`` of ``shard.world``: the rank builds the run's supervision
+        itself, from the scores its owner cached."""
+        needs = self._needs(spec)
+        supervision, _ = build_supervision(spec, self.components.registry, self.scorer, needs.data.num_train,
+                                           needs.data.train_flipped)
+        return self._train_here(spec, needs, shard, supervision)
+
+    def _needs(self, spec: RunSpec) -> _RunNeeds:
         data = self.components.dataset(spec.dataset)
         teacher = self.teachers.get(spec.teacher, spec.suite) if spec.teacher is not None else None
+        return _RunNeeds(data, teacher)
+
+    def _train_here(self, spec: RunSpec, needs: _RunNeeds, shard: Shard, supervision: Supervision,
+                    logs: RunLoggers | None = None, callbacks: Sequence[Callback] = ()
+                    ) -> tuple[TrainOutcome, ServedLogits]:
+        """The engine on this process's share of the run (all of it with one process). ``logs`` are started
+        once the run knows where its teacher logits come from, and hear every epoch before ``callbacks``."""
+        data, teacher = needs.data, needs.teacher
         seed_everything(spec.seed)
         student = self.components.model(spec.student, data.num_classes)
         method: DistillationMethod = self.components.registry.get("method", spec.method.name).factory(
@@ -145,9 +158,6 @@ class Worker:
         pair = PairInfo(spec.student, spec.teacher.arch if spec.teacher else None)
         method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
                                           spec.recipe))
-        if supervision is None:
-            supervision, _ = build_supervision(spec, self.components.registry, self.scorer, data.num_train,
-                                               data.train_flipped)
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
@@ -155,15 +165,13 @@ class Worker:
                               checkpoint_every=self.options.checkpoint_every,
                               loader_workers=self.options.loader_workers, shard=shard,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
-        reporter = make_reporter(self.options.quiet)
+        hear = [progress_display(self.options.quiet)]
         if logs is not None:
             logs.start(teacher_cache=served.record.used if served.record else None)
-            reporter = ObservedReporter(reporter, logs.epoch)
-        if observer is not None:
-            reporter = ObservedReporter(reporter, observer)  # after the loggers: a pruned epoch is logged
+            hear.append(logs.callback())
         outcome = train(student, method, data, config, teacher=teacher.model if teacher else None,
                         teacher_logits=served.source, supervision=supervision,
-                        checkpointer=self.store.resume_file(spec), reporter=reporter)
+                        checkpointer=self.store.resume_file(spec), callbacks=[*hear, *callbacks])
         return outcome, replace(served, source=None)  # what the record needs; the table stays with the rank
 
     def _record(self, spec: RunSpec, outcome: TrainOutcome, teacher: LoadedTeacher | None,
@@ -203,6 +211,14 @@ class Worker:
         """The training indices label noise flipped, kept with the record so anything can be scored on them."""
         mask = self.components.dataset(spec.dataset).train_flipped
         return torch.nonzero(mask).flatten().tolist() if mask is not None else None
+
+
+@dataclass(frozen=True)
+class _RunNeeds:
+    """What a run takes from the worker's caches: its dataset and its loaded teacher."""
+
+    data: AnyDataset
+    teacher: LoadedTeacher | None
 
 
 @dataclass(frozen=True)

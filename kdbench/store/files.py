@@ -102,10 +102,10 @@ def plain(value: Any) -> Any:
     if type(value).__module__ == "numpy":
         return value.tolist() if hasattr(value, "tolist") else value
     if isinstance(value, dict):
-        items = {k: plain(v) for k, v in value.items()}
-        if all(items[k] is v for k, v in value.items()):
+        walked = {k: plain(v) for k, v in value.items()}
+        if all(walked[k] is v for k, v in value.items()):
             return value
-        new = OrderedDict(items) if isinstance(value, OrderedDict) else dict(items)
+        new = OrderedDict(walked) if isinstance(value, OrderedDict) else dict(walked)
         if hasattr(value, "__dict__"):
             new.__dict__.update(value.__dict__)
         return new

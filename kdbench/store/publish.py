@@ -50,7 +50,8 @@ def publish_suite(runs: RunStore, published: RunStore, suite: str, replace: bool
     records = list(iter_records(source))
     if not records:
         raise KdbenchError(f"suite {suite!r} has no finished runs in {source}: nothing to publish")
-    report, pending = PublishReport(suite), []
+    report = PublishReport(suite)
+    pending: list[tuple[RunRecord, Path, RunRecord | None]] = []
     for record in records:
         target = published.record_path(record.spec)
         existing = read_run_record(target)

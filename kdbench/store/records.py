@@ -14,6 +14,7 @@ epoch's on the run, the teacher's). Older records read as they are.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -28,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from kdbench.contracts.epochs import LOSS_PREFIX, OPTIONAL_EPOCH_FIELDS, EpochFields
 from kdbench.errors import KdbenchWarning
 from kdbench.plan.spec import RunSpec, TeacherSpec
 from kdbench.store.files import read_json
@@ -35,11 +37,14 @@ from kdbench.store.files import read_json
 SCHEMA_VERSION = 3
 
 
-def _spec_field(cls: type) -> Any:
-    """A spec stored in its JSON form and read back with its own ``from_dict``: pydantic never coerces
-    its values, so the key computed from a record is the key the run had."""
+Spec = TypeVar("Spec", RunSpec, TeacherSpec)
 
-    def validate(value: Any) -> Any:
+
+def _from_json(cls: type[Spec]) -> Callable[[Any], Spec]:
+    """A spec stored in its JSON form is read back with its own ``from_dict``: pydantic never coerces its
+    values, so the key computed from a record is the key the run had."""
+
+    def validate(value: Any) -> Spec:
         if isinstance(value, cls):
             return value
         if not isinstance(value, dict):
@@ -49,48 +54,41 @@ def _spec_field(cls: type) -> Any:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a {cls.__name__}: {type(exc).__name__}: {exc}") from exc
 
-    return Annotated[cls, PlainValidator(validate), PlainSerializer(lambda spec: spec.to_dict(), return_type=dict)]
+    return validate
 
 
-RunSpecField = _spec_field(RunSpec)
-TeacherSpecField = _spec_field(TeacherSpec)
+def _to_json(spec: RunSpec | TeacherSpec) -> dict[str, Any]:
+    return spec.to_dict()
 
 
-class EpochRecord(BaseModel):
+RunSpecField = Annotated[RunSpec, PlainValidator(_from_json(RunSpec)), PlainSerializer(_to_json, return_type=dict)]
+TeacherSpecField = Annotated[TeacherSpec, PlainValidator(_from_json(TeacherSpec)),
+                             PlainSerializer(_to_json, return_type=dict)]
+
+
+class EpochRecord(EpochFields):
     """One epoch of a run, as the engine measured it; loss terms are the extra ``loss_<name>`` fields."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    epoch: int
-    lr: float
-    train_loss: float
-    train_top1: float
-    test_top1: float
-    epoch_time_s: float
-    train_images_per_s: float
-    val_top1: float | None = None
-    test_top5: float | None = None  # since schema 3
-    val_top5: float | None = None  # since schema 3
-    unreadable: int | None = None  # streamed images skipped this epoch as undecodable (image folders only)
-
     @model_validator(mode="after")
     def _extras_are_loss_terms(self) -> EpochRecord:
         for name, value in (self.model_extra or {}).items():
-            if not name.startswith("loss_") or not isinstance(value, int | float):
+            if not name.startswith(LOSS_PREFIX) or not isinstance(value, int | float):
                 raise ValueError(f"unexpected epoch field {name!r}: extra fields are loss terms 'loss_<name>'")
         return self
 
     @model_serializer(mode="wrap")
     def _without_missing_val(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        for optional in ("val_top1", "test_top5", "val_top5", "unreadable"):
+        data: dict[str, Any] = handler(self)
+        for optional in OPTIONAL_EPOCH_FIELDS:
             if data.get(optional) is None:
                 data.pop(optional, None)  # not measured (no validation split, an older record): no field
         return data
 
     @property
     def losses(self) -> dict[str, float]:
-        return {k.removeprefix("loss_"): float(v) for k, v in (self.model_extra or {}).items()}
+        return {k.removeprefix(LOSS_PREFIX): float(v) for k, v in (self.model_extra or {}).items()}
 
 
 class DetectionRecord(BaseModel):
@@ -209,7 +207,7 @@ class RunRecord(_Record):
 
     @model_serializer(mode="wrap")
     def _without_empty_replacements(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         if not data.get("replaced"):
             data.pop("replaced", None)  # most records never replaced anything
         for optional in ("teacher_cache", "compiled", "last_top5", "flipped_train"):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict
 
 from kdbench.errors import KdbenchWarning
@@ -132,12 +133,16 @@ class RunStore:
         (path.parent / RESUME).unlink(missing_ok=True)
         return path
 
+    def failure_path(self, spec: RunSpec) -> Path:
+        """Where the run's last failure is kept (its error and traceback), until a record replaces it."""
+        return self.run_dir(spec) / FAILURE
+
     def write_failure(self, spec: RunSpec, failure: FailureRecord) -> Path:
-        path = self.run_dir(spec) / FAILURE
+        path = self.failure_path(spec)
         atomic_write_json(path, failure.model_dump(mode="json"))
         return path
 
-    def lock(self, spec: RunSpec):
+    def lock(self, spec: RunSpec) -> FileLock:
         """Held while a process trains this run (any suite): the same key is never trained twice at once."""
         return file_lock(self.root / "locks" / spec.key)
 

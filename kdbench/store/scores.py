@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from torch import Tensor
 
 from kdbench.errors import KdbenchWarning
@@ -55,7 +56,7 @@ class ScoreCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
 
-    def lock(self, key: str):
+    def lock(self, key: str) -> FileLock:
         """Held while a process computes these scores."""
         return file_lock(self.path(key))
 
@@ -66,6 +67,7 @@ class ScoreCache:
         path = self.path(key)
         if not path.is_file():
             return None
+        reason: str | None
         try:
             fields = load_tensors(path)
         except UnreadableFile as exc:

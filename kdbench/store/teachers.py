@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from kdbench.errors import KdbenchError
@@ -38,7 +39,8 @@ def extract_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
     # Checkpoints saved from nn.DataParallel prefix every key with "module.".
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
+    state: dict[str, torch.Tensor] = obj
+    return state
 
 
 def load_checkpoint(model: nn.Module, path: str | Path, arch: str) -> None:
@@ -84,7 +86,7 @@ class TeacherStore:
     def directory(self, spec: TeacherSpec) -> Path:
         return self.root / spec.key
 
-    def lock(self, spec: TeacherSpec):
+    def lock(self, spec: TeacherSpec) -> FileLock:
         """Held while a process trains this teacher."""
         return file_lock(self.root / spec.key)
 

@@ -5,7 +5,8 @@ on-device batching and augmentation, the frozen teacher's outputs (its live forw
 teacher-output cache of ``kdbench.train.teacher_outputs``), mixed precision, how per-sample
 terms combine with Data Selection and Label Revision (``Supervision``), per-epoch evaluation and NaN
 detection. It writes no file: resume state goes through a :class:`Checkpointer` the caller gives, and
-anything else the caller wants to keep (a teacher's checkpoints) goes through ``on_epoch_end``.
+whatever else hears about the run (progress, loggers, a pruner, a teacher's kept checkpoints) is one of
+the ``callbacks`` (``kdbench.train.callbacks``).
 
 The hot loop makes no host sync: epoch sums and the NaN flag stay on the device until the epoch ends,
 so a CUDA step queues its kernels and moves on (the profile is in ``benchmarks/profile_step.py``).
@@ -13,17 +14,17 @@ so a CUDA step queues its kernels and moves on (the profile is in ``benchmarks/p
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from kdbench.contracts import DistillationMethod, StepInputs, TrainingRecipe
 from kdbench.train.batches import Batch
+from kdbench.train.callbacks import Callback, Callbacks, EpochEnd, TrainingStart
 from kdbench.train.distributed import (
     Shard,
     any_rank,
@@ -34,7 +35,8 @@ from kdbench.train.distributed import (
     sum_over_ranks,
     wrap_student,
 )
-from kdbench.train.evaluate import Accuracy, autocast, hit_counts
+from kdbench.train.evaluate import Accuracy, autocast, eval_batch_size, hit_counts
+from kdbench.train.outcome import EpochMetrics, TrainOutcome
 from kdbench.train.sources import AnyDataset, BatchSource, SourceSettings, open_source
 from kdbench.train.supervision import BatchLoss, Supervision
 from kdbench.train.teacher_outputs import LiveTeacher, TeacherLogits
@@ -42,10 +44,6 @@ from kdbench.train.teacher_outputs import LiveTeacher, TeacherLogits
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the run stops and is recorded as a failure."""
-
-
-class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
-    """Raised by an epoch observer (a pruner) to stop a run early: not a failure, and no record is written."""
 
 
 @dataclass(frozen=True)
@@ -62,77 +60,6 @@ class EngineConfig:
     label: str = ""
     loader_workers: int = 4  # decoding processes of a streamed dataset (ignored for data held on the device)
     shard: Shard = Shard()  # this process's rank among the DDP processes of one run (set up by the caller)
-
-
-@dataclass
-class EpochMetrics:
-    """One epoch: its schedule, training loss and accuracy, each loss term's mean, evaluations, speed."""
-
-    epoch: int
-    lr: float
-    train_loss: float
-    train_top1: float
-    test_top1: float
-    epoch_time_s: float
-    train_images_per_s: float
-    val_top1: float | None = None
-    losses: dict[str, float] = field(default_factory=dict)  # per-sample mean of every named loss term
-    test_top5: float | None = None
-    val_top5: float | None = None
-    unreadable: int | None = None  # streamed images that could not be decoded and were skipped this epoch
-
-    def as_dict(self) -> dict[str, Any]:
-        """Flat form: loss terms as ``loss_<name>``; the optional fields only when they were measured."""
-        optional = ("val_top1", "test_top5", "val_top5", "unreadable")
-        flat = {k: v for k, v in asdict(self).items() if k != "losses" and not (k in optional and v is None)}
-        return {**flat, **{f"loss_{k}": v for k, v in self.losses.items()}}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EpochMetrics:
-        losses = {k.removeprefix("loss_"): v for k, v in d.items() if k.startswith("loss_")}
-        return cls(**{k: v for k, v in d.items() if not k.startswith("loss_")}, losses=losses)
-
-
-@dataclass
-class TrainOutcome:
-    epochs: list[EpochMetrics] = field(default_factory=list)
-    wall_time_s: float = 0.0
-    train_images_per_s: float = 0.0
-
-    @property
-    def last_top1(self) -> float:
-        return self.epochs[-1].test_top1
-
-    @property
-    def best(self) -> EpochMetrics:
-        return max(self.epochs, key=lambda m: m.test_top1)
-
-    def add(self, metrics: EpochMetrics, seconds: float) -> None:
-        self.epochs.append(metrics)
-        self.wall_time_s += seconds
-        speeds = [m.train_images_per_s for m in self.epochs if not math.isnan(m.train_images_per_s)]
-        self.train_images_per_s = sum(speeds) / len(speeds) if speeds else float("nan")
-
-
-class Reporter(Protocol):
-    def start(self, label: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None: ...
-    def step(self) -> None: ...
-    def epoch_end(self, metrics: EpochMetrics) -> None: ...
-    def finish(self) -> None: ...
-
-
-class SilentReporter:
-    def start(self, label: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
-        pass
-
-    def step(self) -> None:
-        pass
-
-    def epoch_end(self, metrics: EpochMetrics) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 class Checkpointer(Protocol):
@@ -152,8 +79,7 @@ def train(
     teacher_logits: TeacherLogits | None = None,
     supervision: Supervision | None = None,
     checkpointer: Checkpointer | None = None,
-    reporter: Reporter | None = None,
-    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``student`` with ``method`` (already ``setup``) on ``data``: an ``ImageDataset`` already on the
     device, or a ``StreamedDataset`` read from disk (``kdbench.train.sources``), through the same loop.
@@ -161,41 +87,42 @@ def train(
     ``teacher_logits`` serves the teacher's logits to a method that reads nothing else (the teacher-output
     cache); by default, and always for methods that need the teacher's features, the teacher runs live.
     ``supervision`` carries Data Selection's D_t mask and Label Revision. With a ``checkpointer`` the run
-    resumes from its last saved epoch and saves every ``config.checkpoint_every`` epochs (rank 0 only).
-    ``on_epoch_end(epoch, student)`` lets the caller keep checkpoints of its own or stop the run. With
-    ``config.shard.world`` > 1 this process is one rank of a DDP run whose process group is already up.
+    resumes from its last saved epoch and saves every ``config.checkpoint_every`` epochs (rank 0 only), after
+    the ``callbacks``, which hear about every step and epoch in list order (one may raise ``StopTraining``).
+    With ``config.shard.world`` > 1 this process is one rank of a DDP run whose process group is already up.
     """
-    recipe, reporter, shard = config.recipe, reporter or SilentReporter(), config.shard
+    recipe, shard = config.recipe, config.shard
     memory_format = torch.channels_last if _uses_channels_last(config) else torch.contiguous_format
     _place(student, method, teacher, config.device, memory_format)
     supervision = (supervision or Supervision()).to(config.device)
     optimizer = _optimizer(student, method, recipe)
     outcome, first_epoch = _restore(checkpointer, config.device, student, method, optimizer)
+    if checkpointer is not None and shard.writes and config.checkpoint_every:
+        callbacks = [*callbacks, _ResumeCheckpoints(checkpointer, config.checkpoint_every, recipe.epochs,
+                                                    lambda epoch: _state(epoch, student, method, optimizer, outcome))]
+    hear = Callbacks(callbacks)
     nets = _Networks.of(wrap_student(student, shard, config.device), teacher, teacher_logits, method, recipe.compile)
     source = open_source(data, SourceSettings(
         batch_size=recipe.batch_size, augment=recipe.augment, drop_last=recipe.drop_last or method.full_batches_only,
-        device=config.device, eval_batch_size=config.eval_batch_size, channels_last=_uses_channels_last(config),
+        device=config.device, eval_batch_size=eval_batch_size(config.device, config.eval_batch_size),
+        channels_last=_uses_channels_last(config),
         loader_workers=config.loader_workers, shard=shard))
     try:
         check_shard(recipe.batch_size, source.size("train"), shard)
-        reporter.start(config.label, recipe.epochs, source.steps, first_epoch)
+        hear.start(TrainingStart(config.label, recipe.epochs, source.steps, first_epoch))
         for epoch in range(first_epoch, recipe.epochs + 1):
             start = time.perf_counter()
-            metrics = _train_epoch(nets, method, source, supervision, optimizer, config, epoch, reporter)
+            metrics = _train_epoch(nets, method, source, supervision, optimizer, config, epoch, hear)
             broadcast_buffers(student, shard)
             test = _evaluate(student, source, "test", config)
-            metrics.test_top1, metrics.test_top5 = test.top1, test.top5
+            evaluated = {"test_top1": test.top1, "test_top5": test.top5}
             if source.size("val"):
                 val = _evaluate(student, source, "val", config)
-                metrics.val_top1, metrics.val_top5 = val.top1, val.top5
+                evaluated.update(val_top1=val.top1, val_top5=val.top5)
+            metrics = metrics.model_copy(update=evaluated)
             outcome.add(metrics, time.perf_counter() - start)
-            reporter.epoch_end(metrics)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, student)
-            every = config.checkpoint_every
-            if checkpointer is not None and shard.writes and every and epoch % every == 0 and epoch < recipe.epochs:
-                checkpointer.save(_state(epoch, student, method, optimizer, outcome))
-        reporter.finish()
+            hear.epoch_end(EpochEnd(metrics, student))
+        hear.finish()
     finally:
         source.close()
     return outcome
@@ -214,10 +141,10 @@ def _uses_channels_last(config: EngineConfig) -> bool:
 def _place(student: nn.Module, method: DistillationMethod, teacher: nn.Module | None, device: str,
            memory_format: torch.memory_format) -> None:
     """Everything on the device; the teacher frozen and in eval mode for the whole run."""
-    student.to(device=device, memory_format=memory_format)
+    student.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs lack it
     method.to(device)
     if teacher is not None:
-        teacher.to(device=device, memory_format=memory_format).eval()
+        teacher.to(device=device, memory_format=memory_format).eval()  # type: ignore[call-overload]  # as above
         teacher.requires_grad_(False)
 
 
@@ -254,12 +181,25 @@ def _restore(checkpointer: Checkpointer | None, device: str, student: nn.Module,
     return TrainOutcome(epochs, state["wall_time_s"], state["train_images_per_s"]), state["epoch"] + 1
 
 
+class _ResumeCheckpoints(Callback):
+    """Saves the resume state every ``every`` epochs (not after the last: the record follows)."""
+
+    def __init__(self, checkpointer: Checkpointer, every: int, epochs: int,
+                 state: Callable[[int], dict[str, Any]]) -> None:
+        self.checkpointer, self.every, self.epochs, self.state = checkpointer, every, epochs, state
+
+    def epoch_end(self, end: EpochEnd) -> None:
+        epoch = end.metrics.epoch
+        if epoch % self.every == 0 and epoch < self.epochs:
+            self.checkpointer.save(self.state(epoch))
+
+
 @dataclass(frozen=True)
 class _Networks:
     """What a step calls: the student (compiled or not), the teacher's logits and, for feature methods,
     the live teacher, plus the method's loss (compiled or not)."""
 
-    student: Callable[..., Any]
+    student: nn.Module
     teacher: nn.Module | None
     teacher_logits: TeacherLogits | None
     loss_terms: Callable[[StepInputs], Any]
@@ -274,7 +214,8 @@ class _Networks:
         if method.needs_features and teacher_logits is not None and teacher is None:
             raise ValueError(f"{type(method).__name__} needs the teacher's features: give the live teacher")
         if compile:  # same function, fused kernels: an execution choice, not part of the run key
-            return cls(torch.compile(student), teacher, teacher_logits, torch.compile(method.loss_terms))
+            compiled = cast(nn.Module, torch.compile(student))  # an OptimizedModule: torch types it as any callable
+            return cls(compiled, teacher, teacher_logits, torch.compile(method.loss_terms))
         return cls(student, teacher, teacher_logits, method.loss_terms)
 
 
@@ -306,7 +247,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     config: EngineConfig,
     epoch: int,
-    reporter: Reporter,
+    hear: Callback,
 ) -> EpochMetrics:
     """One pass over the training set; evaluation fields are left for the caller (``test_top1`` nan)."""
     recipe, device, shard = config.recipe, config.device, config.shard
@@ -349,7 +290,7 @@ def _train_epoch(
         correct += (step.student_logits.detach().argmax(1) == batch.labels).sum()
         for name, value in logged.items():
             sums[name] = sums.get(name, 0.0) + value
-        reporter.step()
+        hear.step()
     # one sync per epoch; the epoch's later steps computed on garbage and are discarded
     if any_rank(not bool(finite), shard, device):
         raise TrainingDiverged(f"loss became non-finite in epoch {epoch}")

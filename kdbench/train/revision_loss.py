@@ -53,7 +53,9 @@ def revision_terms(
     in_dt = torch.ones_like(targets, dtype=torch.bool) if distill is None else distill
     right = in_dt & (zt.argmax(dim=1) == targets)
     wrong = in_dt & ~right
-    reduce = (lambda x: x.mean(dim=1)) if config.reduction == "mean" else (lambda x: x.sum(dim=1))
+    def reduce(x: Tensor) -> Tensor:
+        return x.mean(dim=1) if config.reduction == "mean" else x.sum(dim=1)
+
     ce = F.cross_entropy(zs, targets, reduction="none")
     logit_mse = reduce((zs - zt) ** 2)
     revised = strategy.revise(F.softmax(zt / config.temperature, dim=1), targets)

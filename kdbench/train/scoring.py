@@ -8,6 +8,8 @@ sources, so a dataset streamed from disk is scored like one held on the device (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -50,7 +52,7 @@ def scoring_inputs(
     teacher: nn.Module,
     data: AnyDataset,
     weight_decay: float,
-    checkpoints: list[tuple[int, float, nn.Module]] = (),
+    checkpoints: Sequence[tuple[int, float, nn.Module]] = (),
     seed: int = 0,
     batch_size: int = 1024,
     loader_workers: int = 4,

@@ -95,7 +95,8 @@ class Supervision:
             per_sample = terms.per_sample_total(student_logits)
             if distill is not None:
                 per_sample = torch.where(distill, per_sample, cross_entropy_per_sample(student_logits, targets))
-            parts = {"_per_sample": (per_sample.mean(), None), "_batch": batch_part}
+            parts: dict[str, tuple[Tensor, Tensor | None]] = {"_per_sample": (per_sample.mean(), None),
+                                                              "_batch": batch_part}
             return BatchLoss(parts, {**terms.sample, **terms.batch})
         if teacher_logits is None:
             raise RuntimeError("Label Revision needs the teacher's logits")  # guarded at suite validation

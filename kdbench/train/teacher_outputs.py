@@ -80,36 +80,48 @@ def build_teacher_logits(
     mixed_precision: bool,
     channels_last: bool = False,
     step: Callable[[], None] = lambda: None,
+    first_view: int = 0,
+    view_done: Callable[[int], None] = lambda view: None,
 ) -> None:
-    """Run ``teacher`` once over every view of every training image, in full batches of ``batch_size``.
+    """Run ``teacher`` once over every view of every training image: view after view, each in batches of
+    ``batch_size`` images (the last batch of a view may be smaller; a batch never spans two views).
 
     Row ``r = view · N + index`` of the flattened ``views·N × classes`` table is the teacher's logits for
-    training image ``index`` under ``view``. The rows are computed in order, a batch may span views, and
-    ``write(first_row, logits)`` receives each batch's float32 logits: the caller decides where they go (a
-    memory-mapped file, a device tensor). The pixels are the ones the engine's batches make: same crop,
-    same flip, same normalisation.
+    training image ``index`` under ``view``. ``write(first_row, logits)`` receives each batch's float32
+    logits: the caller decides where they go (a memory-mapped file, a device tensor); ``view_done(view)``
+    is called once every row of ``view`` was written. The pixels are the ones the engine's batches make:
+    same crop, same flip, same normalisation. A view's batches depend only on the view and ``batch_size``,
+    so a build that starts at ``first_view`` (going on with one interrupted after that many views) computes
+    exactly the rows that a build from view 0 computes for those views.
     """
     images, n = data.train_images, data.num_train
     device = images.device
     augmenter = PadCropFlip(grid.padding, grid.flip) if grid.augment else None
     teacher.eval()
     with torch.inference_mode():
-        for first in range(0, grid.count * n, batch_size):
-            rows = torch.arange(first, min(first + batch_size, grid.count * n), device=device)
-            x = images[rows % n]
-            if augmenter is not None:
-                x = augmenter(x, grid.params(rows // n))
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(str(device), mixed_precision):
-                logits = teacher(normalize(x, data.mean, data.std))
-            write(first, logits.float())
-            step()
+        for view in range(first_view, grid.count):
+            for first in range(0, n, batch_size):
+                index = torch.arange(first, min(first + batch_size, n), device=device)
+                x = images[index]
+                if augmenter is not None:
+                    x = augmenter(x, grid.params(torch.full_like(index, view)))
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast(str(device), mixed_precision):
+                    logits = teacher(normalize(x, data.mean, data.std))
+                write(view * n + first, logits.float())
+                step()
+            view_done(view)
+
+
+def view_steps(num_train: int, batch_size: int) -> int:
+    """How many teacher batches one view of a build runs."""
+    return math.ceil(num_train / batch_size)
 
 
 def build_steps(grid: ViewGrid, num_train: int, batch_size: int) -> int:
-    """How many teacher batches a build runs (for its progress bar)."""
-    return math.ceil(grid.count * num_train / batch_size)
+    """How many teacher batches a whole build runs (for its progress bar)."""
+    return grid.count * view_steps(num_train, batch_size)
 
 
 class TeacherLogits(Protocol):
@@ -126,7 +138,8 @@ class LiveTeacher:
 
     def __call__(self, batch: Batch) -> Tensor:
         with torch.no_grad():
-            return self.teacher(batch.images)
+            logits: Tensor = self.teacher(batch.images)
+        return logits
 
 
 class CachedTeacherLogits:
