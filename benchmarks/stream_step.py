@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from stream_loader import write_folder
+from folders import write_folder
 
 from kdbench.contracts import PairInfo
 from kdbench.plan.recipe import Recipe
