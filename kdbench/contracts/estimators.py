@@ -70,7 +70,7 @@ class DataValueEstimator:
     # Which end of the score a wrongly labelled sample is expected at, when the scores are read as a noise
     # detector (``kdbench score`` on a dataset with label noise, docs/methods.md §12): "high" or "low".
     suspect_when: ClassVar[str] = "high"
-    needs_validation: ClassVar[bool] = False
+    needs_validation: bool = False
     needs_checkpoints: ClassVar[bool] = False
 
     def score(self, inputs: ScoringInputs) -> Scores:

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 
 class Job(Protocol):
-    label: str
+    @property
+    def label(self) -> str: ...
 
     def execute(self, worker: Any) -> Any: ...
     def crashed(self, reason: str) -> Any: ...

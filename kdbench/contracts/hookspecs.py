@@ -13,46 +13,57 @@ entry-point group as third-party packages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
+
 import pluggy
 
 PROJECT = "kdbench"
+
+
+class Register(Protocol):
+    """The ``register`` callback every hook receives (module docstring)."""
+
+    def __call__(self, name: str, factory: Callable[..., Any], *, description: str | None = None,
+                 version: str = "1") -> None: ...
+
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Register) -> None:
     """Register distillation methods (subclasses of ``kdbench.contracts.DistillationMethod``)."""
 
 
 @hookspec
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Register) -> None:
     """Register data-value estimators that score every training sample from a trained teacher."""
 
 
 @hookspec
-def kdbench_register_revisions(register):
+def kdbench_register_revisions(register: Register) -> None:
     """Register label-revision strategies that rewrite the teacher's probabilities."""
 
 
 @hookspec
-def kdbench_register_models(register):
+def kdbench_register_models(register: Register) -> None:
     """Register model architectures: ``factory(num_classes) -> nn.Module`` with ``forward(x, features)``."""
 
 
 @hookspec
-def kdbench_register_datasets(register):
+def kdbench_register_datasets(register: Register) -> None:
     """Register datasets: ``factory(*, root, download, **params) -> kdbench.contracts.ImageDataset``."""
 
 
 @hookspec
-def kdbench_register_executors(register):
+def kdbench_register_executors(register: Register) -> None:
     """Register executors: ``factory(**params)`` with ``.run(specs, make_worker) -> iterator of outcomes``."""
 
 
 @hookspec
-def kdbench_register_loggers(register):
+def kdbench_register_loggers(register: Register) -> None:
     """Register experiment-tracker loggers: ``factory(runs_root, **params)`` → a ``kdbench.contracts.RunLogger``."""
 
 

@@ -31,4 +31,5 @@ def kl_from_target(target_probs: Tensor, student_log_probs: Tensor) -> Tensor:
     """``KL(q ‖ p_s) = Σ q·(log q − log p_s)`` per sample for a target given as probabilities (a revised
     teacher distribution, which may hold exact zeros: ``0·log 0`` counts as 0)."""
     q = target_probs.to(student_log_probs.dtype)
-    return (torch.special.xlogy(q, q) - q * student_log_probs).sum(dim=1)
+    kl: Tensor = (torch.special.xlogy(q, q) - q * student_log_probs).sum(dim=1)
+    return kl

@@ -75,7 +75,9 @@ class DatasetRef(ComponentRef):
 
     def identity(self) -> dict[str, Any]:
         base = super().identity()
-        return {**base, "label_noise": self.label_noise.identity()} if self.noisy else base
+        if self.label_noise is None or not self.noisy:
+            return base
+        return {**base, "label_noise": self.label_noise.identity()}
 
     @classmethod
     def from_identity(cls, d: dict[str, Any]) -> DatasetRef:

@@ -63,7 +63,8 @@ def _ablation_runs(rows: pd.DataFrame) -> pd.DataFrame:
     ds_held = held_settings(distill[distill["ds"]], PAPER_DS)
     lr_held = held_settings(distill[distill["lr"]], PAPER_LR)
     keep = (~distill["ds"] | matching(distill, ds_held)) & (~distill["lr"] | matching(distill, lr_held))
-    return distill[keep]
+    held: pd.DataFrame = distill[keep]
+    return held
 
 
 def _ablation_section(rows: pd.DataFrame, column: str) -> Section:

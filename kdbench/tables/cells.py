@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 from scipy import stats as scipy_stats
@@ -81,7 +82,8 @@ def pairs(data: pd.DataFrame) -> list[tuple[str, str]]:
     """Teacher → student pairs in suite order (pair_order, then first appearance)."""
     distill = data[data["teacher"].notna()]
     order = distill.groupby(["teacher", "student"], sort=False)["pair_order"].min()
-    return [pair for pair, _ in sorted(order.items(), key=lambda item: item[1])]
+    # cast: the keys of this two-level index are (teacher, student) names; pandas-stubs says Hashable
+    return [cast(tuple[str, str], pair) for pair, _ in sorted(order.items(), key=lambda item: item[1])]
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:

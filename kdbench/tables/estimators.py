@@ -5,6 +5,7 @@ scores flag the flipped labels (AUROC)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -33,7 +34,7 @@ def estimator_names(runs: pd.DataFrame) -> pd.Series:
         keys = {k for p in group for k in p if k != "seed"}
         varying[name] = sorted(k for k in keys if len({repr(p.get(k)) for p in group}) > 1)
 
-    def text(name: object, p: dict) -> str:
+    def text(name: object, p: dict[str, Any]) -> str:
         if not isinstance(name, str):
             return "random"
         return " ".join([name, *(f"{k}={p[k]}" for k in varying[name] if k in p)])
@@ -52,7 +53,7 @@ def estimators_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     noisy = bool((frame["noise_rate"].fillna(0.0) > 0).any())
     records = []
     for name, runs in ds.groupby("estimator", sort=False):
-        row: dict[str, object] = {"estimator": name}
+        row: dict[str, Any] = {"estimator": name}  # a table row: stats, (Δ, p) pairs and numbers by column
         for arm, arm_runs in (("KD+DS", runs[~runs["lr"]]), ("KD+LR+DS", runs[runs["lr"]])):
             stats = mean_std(arm_runs[column])
             row[arm] = stats

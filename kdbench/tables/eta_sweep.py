@@ -23,7 +23,7 @@ from kdbench.tables.paper_common import (
 LEARNABLE_ETA = ("ptmax", "pttar")
 
 
-def _eta_order(values: Iterable[object]) -> list[object]:
+def _eta_order(values: Iterable[object]) -> list[float | str]:
     """Fixed (numeric) η ascending, then the learnable rules in the paper's order, then anything else."""
     values = {v for v in values if not is_missing(v)}
     numbers = sorted(v for v in values if isinstance(v, float | int))
@@ -31,7 +31,7 @@ def _eta_order(values: Iterable[object]) -> list[object]:
     return numbers + names + sorted(str(v) for v in values if not isinstance(v, float | int) and v not in names)
 
 
-def _eta_header(values: list[object]) -> tuple[list[str], list[str]]:
+def _eta_header(values: list[float | str]) -> tuple[list[str], list[str]]:
     """The paper's two-level header: a Fixed / Learnable group row above the η values."""
     groups, previous = [], None
     for v in values:

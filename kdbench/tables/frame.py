@@ -61,4 +61,5 @@ def record_row(record: RunRecord) -> dict[str, object]:
 def results_frame(source: str | Path | Iterable[RunRecord]) -> pd.DataFrame:
     """One row per finished run, from a directory of records (a suite's, or all of ``raw/``) or records."""
     records = iter_records(source) if isinstance(source, str | Path) else source
-    return pd.DataFrame([record_row(r) for r in records], columns=COLUMNS)
+    frame: pd.DataFrame = pd.DataFrame([record_row(r) for r in records], columns=COLUMNS)
+    return frame

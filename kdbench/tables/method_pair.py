@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from kdbench.contracts import SCRATCH_METHOD
@@ -17,7 +19,7 @@ def method_pair_table(frame: pd.DataFrame, metric: str = "best", title: str = ""
     distill = frame[frame["teacher"].notna()]
     has_scratch = bool((frame["teacher"].isna() & (frame["method"] == SCRATCH_METHOD)).any())
     others = frame[frame["teacher"].isna() & (frame["method"] != SCRATCH_METHOD)]
-    columns = pairs(frame)
+    columns: Sequence[tuple[str | None, str]] = pairs(frame)
     if not columns:  # suites with no teacher at all: one column per student
         columns = [(None, s) for s in frame.sort_values("pair_order")["student"].unique()]
     labels = pd.concat([distill, others]).groupby("label")["method_order"].min().sort_values().index.tolist()

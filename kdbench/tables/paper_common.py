@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ PAPER_NAMES = {
     "crd": "CRD", "dkd": "DKD", "ctkd": "CTKD", "dtd_la": "DTD-LA", "dtdla": "DTD-LA",
 }
 
-DEFAULT_COLUMNS: dict[str, object] = {
+DEFAULT_COLUMNS: dict[str, bool | int | None] = {
     "method": None, "teacher": None, "student": None, "seed": None, "pair_order": 0, "method_order": 0,
     "ds": False, "lr": False, **dict.fromkeys(DS_COLUMNS + LR_COLUMNS),
 }
@@ -53,24 +54,26 @@ class Section:
 
 def plain_kd(rows: pd.DataFrame) -> pd.DataFrame:
     """Vanilla KD: the KD runs without Data Selection or Label Revision (the baseline of every Δ over KD)."""
-    return rows[(rows["method"] == KD) & ~rows["ds"] & ~rows["lr"]]
+    kd: pd.DataFrame = rows[(rows["method"] == KD) & ~rows["ds"] & ~rows["lr"]]
+    return kd
 
 
 def kd_lr_ds(rows: pd.DataFrame) -> pd.DataFrame:
     """The paper's method: KD with Label Revision and Data Selection."""
-    return rows[(rows["method"] == KD) & rows["ds"] & rows["lr"]]
+    kd: pd.DataFrame = rows[(rows["method"] == KD) & rows["ds"] & rows["lr"]]
+    return kd
 
 
 def is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def _number(value: object) -> float | None:
+def _number(value: Any) -> float | None:
     """Round so that 0.8 read from JSON and 0.8 typed in a test compare equal."""
     return None if is_missing(value) else round(float(value), 10)
 
 
-def _eta(value: object) -> float | str | None:
+def _eta(value: Any) -> float | str | None:
     """η is a number or the name of a per-sample rule ("ptmax"/"pttar"); numeric strings become numbers."""
     if is_missing(value):
         return None
@@ -86,7 +89,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     Missing η/λ on a Label Revision run means the revision ran at its defaults, so they are filled in;
     otherwise a suite that relies on defaults would not line up with one that spells them out.
     """
-    data = frame.copy()
+    data: pd.DataFrame = frame.copy()
     for column, default in DEFAULT_COLUMNS.items():
         if column not in data.columns:
             data[column] = default
@@ -98,8 +101,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("ds_estimator", "ds_order", "lr_name", "teacher", "method"):
         data[column] = data[column].map(lambda v: None if is_missing(v) else str(v)).astype(object)
     for column in ("lr_lambda1", "lr_lambda2"):
-        default = PAPER_LR[column]
-        filled = [default if lr and is_missing(v) else v for lr, v in zip(data["lr"], data[column], strict=True)]
+        paper_value = PAPER_LR[column]
+        filled = [paper_value if lr and is_missing(v) else v for lr, v in zip(data["lr"], data[column], strict=True)]
         data[column] = pd.Series(filled, index=data.index, dtype=object)
     paper = data["lr"] & (data["lr_name"] == DEFAULT_STRATEGY)
     filled = [DEFAULT_ETA if p and is_missing(v) else v for p, v in zip(paper, data["lr_eta"], strict=True)]
@@ -113,7 +116,7 @@ def equals(series: pd.Series, value: object) -> pd.Series:
 
 
 def matching(rows: pd.DataFrame, settings: dict[str, object]) -> pd.Series:
-    mask = pd.Series(True, index=rows.index)
+    mask: pd.Series = pd.Series(True, index=rows.index)
     for column, value in settings.items():
         mask &= equals(rows[column], value)
     return mask
@@ -136,7 +139,8 @@ def held_settings(rows: pd.DataFrame, preferred: dict[str, object]) -> dict[str,
 
 
 def pair_rows(data: pd.DataFrame, teacher: str, student: str) -> pd.DataFrame:
-    return data[equals(data["teacher"], teacher) & equals(data["student"], student)]
+    pair: pd.DataFrame = data[equals(data["teacher"], teacher) & equals(data["student"], student)]
+    return pair
 
 
 def num_text(value: object) -> str:
@@ -154,7 +158,8 @@ def stat_record(**fields: object) -> Callable[[Stats], dict[str, object]]:
 
 
 def tidy_frame(records: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(records, columns=columns)
+    tidy: pd.DataFrame = pd.DataFrame(records, columns=columns)
+    return tidy
 
 
 def configs(rows: pd.DataFrame, columns: Iterable[str]) -> set[tuple[object, ...]]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
 from matplotlib.scale import SymmetricalLogTransform
 
 from kdbench.tables.cells import Stats, metric_column, scratch_stats, teacher_stats
@@ -56,12 +59,18 @@ SCORE_BINS = 50
 def png_bytes(figure: Figure) -> bytes:
     """The figure rendered as PNG with its own Agg canvas."""
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
+    FigureCanvasAgg(figure).print_png(buffer)  # type: ignore[no-untyped-call, unused-ignore]  # no hints in matplotlib
     return buffer.getvalue()
 
 
 def _canvas(figure: Figure) -> FigureCanvasAgg:
     return figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+
+
+def _renderer(canvas: FigureCanvasAgg) -> RendererBase:
+    """The canvas's renderer, typed (matplotlib's ``get_renderer`` has no type hints)."""
+    renderer: RendererBase = canvas.get_renderer()  # type: ignore[no-untyped-call, unused-ignore]  # no hints
+    return renderer
 
 
 def _text_width(text: str, fontsize: float, renderer: RendererBase) -> float:
@@ -111,8 +120,9 @@ def new_figure() -> tuple[Figure, Axes]:
 def set_title(ax: Axes, title: str) -> None:
     """A title wrapped to the axes' row of the figure, so that even a long one is never cut off."""
     figure = ax.get_figure()
+    assert isinstance(figure, Figure), "kdbench's axes sit on a Figure (never a SubFigure)"
     width_px = (figure.get_size_inches()[0] - 1.0) * figure.dpi
-    ax.set_title(wrap_text(title, width_px, 10, _canvas(figure).get_renderer()), fontsize=10, parse_math=False)
+    ax.set_title(wrap_text(title, width_px, 10, _renderer(_canvas(figure))), fontsize=10, parse_math=False)
 
 
 def add_caption(figure: Figure, caption: str) -> None:
@@ -122,21 +132,22 @@ def add_caption(figure: Figure, caption: str) -> None:
     if not caption.strip():
         figure.tight_layout(pad=0.6)
         return
-    wrapped = wrap_text(caption, (width_in - 2 * PAD_IN) * figure.dpi, FONTSIZE, canvas.get_renderer())
+    wrapped = wrap_text(caption, (width_in - 2 * PAD_IN) * figure.dpi, FONTSIZE, _renderer(canvas))
     text = figure.text(PAD_IN, PAD_IN, wrapped, transform=figure.dpi_scale_trans, ha="left", va="bottom",
                        fontsize=FONTSIZE, wrap=False, parse_math=False, gid="caption")
-    caption_in = text.get_window_extent(canvas.get_renderer()).height / figure.dpi
+    caption_in = text.get_window_extent(_renderer(canvas)).height / figure.dpi
     total_in = height_in + caption_in + PAD_IN
     figure.set_size_inches(width_in, total_in)  # the caption is placed in inches: it stays at the bottom
     figure.tight_layout(pad=0.6, rect=(0.0, (caption_in + 2 * PAD_IN) / total_in, 1.0, 1.0))
 
 
-def add_legend(ax: Axes, handles: list, labels: list[str]) -> None:
+def add_legend(ax: Axes, handles: list[Any], labels: list[str]) -> None:
     """Legend outside the axes on the right (it never hides a point), widening the figure per column."""
     if not handles:
         return
     columns = math.ceil(len(handles) / LEGEND_ROWS)
     figure = ax.get_figure()
+    assert isinstance(figure, Figure), "kdbench's axes sit on a Figure (never a SubFigure)"
     width_in, height_in = figure.get_size_inches()
     figure.set_size_inches(width_in + (columns - 1) * LEGEND_COLUMN_IN, height_in)
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
@@ -176,18 +187,21 @@ def variant_names(runs: pd.DataFrame) -> pd.Series:
     label = runs["label"].astype(str)
     lda = uses_lda(runs)
     mixed = lda.groupby(label).transform("nunique") > 1
-    return label.where(~(lda & mixed), label + " (LDA)")
+    names: pd.Series = label.where(~(lda & mixed), label + " (LDA)")
+    return names
 
 
 def pair_runs(frame: pd.DataFrame, teacher: str, student: str) -> pd.DataFrame:
-    return frame[(frame["teacher"] == teacher) & (frame["student"] == student)]
+    runs: pd.DataFrame = frame[(frame["teacher"] == teacher) & (frame["student"] == student)]
+    return runs
 
 
 def drawable(runs: pd.DataFrame, column: str) -> pd.Series:
     """Runs with a positive, finite wall time and a finite accuracy: the ones that can be a point."""
     seconds = pd.to_numeric(runs["wall_time_s"], errors="coerce")
     accuracy = pd.to_numeric(runs[column], errors="coerce")
-    return np.isfinite(seconds) & (seconds > 0) & np.isfinite(accuracy)
+    can_draw: pd.Series = np.isfinite(seconds) & (seconds > 0) & np.isfinite(accuracy)
+    return can_draw
 
 
 def variant_points(frame: pd.DataFrame, teacher: str, student: str, metric: str = "best") -> pd.DataFrame:
@@ -205,7 +219,8 @@ def variant_points(frame: pd.DataFrame, teacher: str, student: str, metric: str 
         label=("label", "first"), lda=("lda", "any"), order=("order", "min"), n=("top1", "size"),
         seconds=("time", "mean"), seconds_std=("time", "std"), top1=("top1", "mean"), top1_std=("top1", "std"),
     )
-    return points.sort_values(["order", "label", "lda"], kind="stable").reset_index()
+    ordered: pd.DataFrame = points.sort_values(["order", "label", "lda"], kind="stable").reset_index()
+    return ordered
 
 
 def _style(points: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -239,7 +254,7 @@ def draw_points(ax: Axes, points: pd.DataFrame, divisor: float) -> list[Errorbar
     return containers
 
 
-def draw_references(ax: Axes, teacher: Stats, scratch: Stats, teacher_name: str, student: str) -> list:
+def draw_references(ax: Axes, teacher: Stats, scratch: Stats, teacher_name: str, student: str) -> list[Line2D]:
     """Horizontal lines for the teacher's accuracy and the student trained from scratch (± std band)."""
     handles = []
     if teacher[2] and math.isfinite(teacher[0]):
@@ -304,7 +319,7 @@ def time_accuracy_figure(frame: pd.DataFrame, teacher: str, student: str, metric
     ax.set_ylabel(f"{metric} top-1 (%)")
     ax.grid(alpha=0.3)
     set_title(ax, f"{teacher} → {student}")
-    handles = [*containers, *references]
+    handles: list[Any] = [*containers, *references]  # error-bar containers and lines
     add_legend(ax, handles, [h.get_label() for h in handles])
     add_caption(figure, time_accuracy_caption(metric, points, len(runs) - int(points["n"].sum()), scratch))
     return figure
@@ -397,8 +412,9 @@ def score_histogram_figure(frame: pd.DataFrame, title: str, caption: str = "") -
         log_counts = counts_need_log(counts)
         for name, group, colour in groups:
             if group.size:
-                ax.hist(group, bins=edges, histtype="stepfilled", alpha=0.45, color=colour, edgecolor=colour,
-                        log=log_counts, label=f"{name} (n = {group.size:,})")
+                # cast: matplotlib's stub leaves out the arrays that hist takes as bin edges
+                ax.hist(group, bins=cast(Sequence[float], edges), histtype="stepfilled", alpha=0.45, color=colour,
+                        edgecolor=colour, log=log_counts, label=f"{name} (n = {group.size:,})")
         if scale == "symlog":
             ax.set_xscale("symlog", linthresh=symlog_threshold(values))
         else:

@@ -10,7 +10,9 @@ table and the leaderboard: a run matches it when it has the same signature on th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -32,7 +34,7 @@ def load_reference(path: Path = REFERENCE_CSV) -> pd.DataFrame:
     return frame
 
 
-def _text(value: object) -> str:
+def _text(value: Any) -> str:
     """One spelling per value: '' for missing, '0.8' for 0.8 and '0.80', 'ptmax' for a name."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value == "":
         return ""
@@ -46,7 +48,7 @@ def _text(value: object) -> str:
 
 def run_signatures(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with its signature columns spelled as in the reference (DS/LR columns empty without DS/LR)."""
-    data = frame.copy()
+    data: pd.DataFrame = frame.copy()
     for column in SIGNATURE:
         data[column] = data[column].map(_text) if column in data.columns else ""
     return data
@@ -59,7 +61,8 @@ def paper_comparison(frame: pd.DataFrame, metric: str = "best") -> pd.DataFrame:
     trials, without a spread, so the gap ``delta`` = ours − paper cannot be tested for significance).
     """
     if frame.empty or "dataset" not in frame.columns:
-        return pd.DataFrame(columns=COLUMNS)
+        empty: pd.DataFrame = pd.DataFrame(columns=COLUMNS)
+        return empty
     reference = load_reference()
     column = f"{metric}_top1"
     if "noise_rate" in frame.columns:  # the published numbers are on clean labels
@@ -87,7 +90,8 @@ def paper_comparison(frame: pd.DataFrame, metric: str = "best") -> pd.DataFrame:
                              "tables": published["tables"], "source": published["source"], "mean": stats[0],
                              "std": stats[1], "n": stats[2], "paper": published["top1"],
                              "delta": stats[0] - published["top1"]})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    comparison: pd.DataFrame = pd.DataFrame(rows, columns=COLUMNS)
+    return comparison
 
 
 def paper_block(frame: pd.DataFrame, metric: str = "best") -> Table | None:
@@ -95,10 +99,12 @@ def paper_block(frame: pd.DataFrame, metric: str = "best") -> Table | None:
     found = paper_comparison(frame, metric)
     if found.empty:
         return None
+    # pandas-stubs types a row's fields as any scalar; these are paper_comparison's numbers and text
+    rows = cast(Iterable[Any], found.itertuples())
     body = markdown(
         ["pair", "published as", "ours", "published", "Δ (ours − published)", "source"],
         [[f"{r.teacher} → {r.student}", r.row, format_cell(r.mean, r.std, int(r.n)), f"{r.paper:.2f}",
-          f"{r.delta:+.2f}", f"{r.source} ({_tables(r.tables)})"] for r in found.itertuples()],
+          f"{r.delta:+.2f}", f"{r.source} ({_tables(r.tables)})"] for r in rows],
     )
     note = (f"Ours: {metric} top-1 (%), mean ± std over our seeds; published: the paper's mean over its trials "
             "(docs/methods.md §9), students from scratch as published with the reference implementations (§8).")

@@ -11,7 +11,7 @@ from kdbench.tables.plots import score_histogram_png
 
 
 def scores_frame(stored: StoredScores) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame: pd.DataFrame = pd.DataFrame(
         {
             "index": range(stored.values.shape[0]),
             "label": stored.labels.tolist(),
@@ -19,6 +19,7 @@ def scores_frame(stored: StoredScores) -> pd.DataFrame:
             "teacher_correct": stored.teacher_correct.tolist(),
         }
     )
+    return frame
 
 
 def write_score_report(stored: StoredScores, out_dir: Path, stem: str, title: str, caption: str = "") -> list[Path]:

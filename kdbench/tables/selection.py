@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -33,12 +34,14 @@ def strategy_of(row: pd.Series) -> str | None:
 def _selection_runs(rows: pd.DataFrame) -> pd.DataFrame:
     """DS-only KD runs with a strategy and a PCT; scored strategies held at one estimator (influence)."""
     ds = rows[(rows["method"] == KD) & rows["ds"] & ~rows["lr"] & rows["ds_fraction"].notna()]
-    ds = ds.assign(strategy=[strategy_of(r) for _, r in ds.iterrows()] if len(ds) else [])
+    strategies: list[Any] = [strategy_of(r) for _, r in ds.iterrows()] if len(ds) else []  # names and None
+    ds = ds.assign(strategy=strategies)
     ds = ds[ds["strategy"].notna()]
     scored = ds[ds["strategy"] != STRATEGIES["random"]]
     held = held_settings(scored, {"ds_estimator": PAPER_DS["ds_estimator"]})
     keep = (ds["strategy"] == STRATEGIES["random"]) | matching(ds, held)
-    return ds[keep].assign(pct=[round(f * 100, 6) for f in ds.loc[keep, "ds_fraction"]])
+    selected: pd.DataFrame = ds[keep].assign(pct=[round(f * 100, 6) for f in ds.loc[keep, "ds_fraction"]])
+    return selected
 
 
 def _selection_section(rows: pd.DataFrame, column: str) -> Section:

@@ -5,6 +5,7 @@ student?"""
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import pandas as pd
 
@@ -27,11 +28,25 @@ from kdbench.tables.paper_common import kd_lr_ds, plain_kd
 from kdbench.tables.plots import add_caption, new_figure, note_empty, png_bytes, set_title
 
 
-def teacher_rows(frame: pd.DataFrame, metric: str = "best") -> list[dict[str, object]]:
+class TeacherRow(TypedDict):
+    """One pair of :func:`teacher_rows`."""
+
+    teacher: str
+    student: str
+    teacher_top1: float
+    scratch: Stats
+    kd: Stats
+    ours: Stats
+    kd_gain: float
+    ours_gain: float
+    ours_p: float
+
+
+def teacher_rows(frame: pd.DataFrame, metric: str = "best") -> list[TeacherRow]:
     """Per pair, weakest teacher first: the teacher's accuracy, the student alone, KD, KD + LR + DS, the
     student's gain from KD and the gain of LR + DS over KD (with its p-value)."""
     column = metric_column(frame, metric)
-    rows = []
+    rows: list[TeacherRow] = []
     for teacher, student in pairs(frame):
         runs = frame[(frame["teacher"] == teacher) & (frame["student"] == student)]
         scratch = mean_std(frame[(frame["method"] == SCRATCH_METHOD) & (frame["student"] == student)][column])
@@ -47,9 +62,10 @@ def teachers_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     """The rows of :func:`teacher_rows` as a Markdown table and a tidy CSV."""
     rows = teacher_rows(frame, metric)
     header = ["teacher", "teacher top-1", "student", "KD", "KD+LR+DS", "KD gain over student", "Δ LR+DS over KD"]
-    body, tidy = [], []
+    body: list[list[str]] = []
+    tidy: list[dict[str, object]] = []
     for r in rows:
-        scratch, kd, ours = (r[k] for k in ("scratch", "kd", "ours"))
+        scratch, kd, ours = r["scratch"], r["kd"], r["ours"]
         body.append([r["teacher"], f"{r['teacher_top1']:.2f}", format_cell(*scratch), format_cell(*kd),
                      format_cell(*ours), format_delta(r["kd_gain"]), format_delta(r["ours_gain"], r["ours_p"])])
         for name, stats in (("student", scratch), ("KD", kd), ("KD+LR+DS", ours)):
@@ -62,7 +78,7 @@ def teachers_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     return Table(markdown=markdown(header, body) + "\n\n" + note + "\n", tidy=tidy_df)
 
 
-def _tidy(row: dict[str, object], name: str, stats: Stats) -> dict[str, object]:
+def _tidy(row: TeacherRow, name: str, stats: Stats) -> dict[str, object]:
     return {"teacher": row["teacher"], "teacher_top1": row["teacher_top1"], "row": name, "mean": stats[0],
             "std": stats[1], "n": stats[2], "ours_gain_over_kd": row["ours_gain"]}
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from kdbench.errors import KdbenchError
 from kdbench.store import read_suite_info, write_outputs
@@ -45,5 +46,6 @@ def write_suite_tables(
     if layout == "teachers":
         files["teacher_gain.png"] = teacher_gain_png(frame, metric)
     for (teacher, student), _ in frame[frame["teacher"].notna()].groupby(["teacher", "student"], sort=False):
-        files[f"time_accuracy_{teacher}_{student}.png"] = time_accuracy_png(frame, teacher, student, metric)
+        png = time_accuracy_png(frame, cast(str, teacher), cast(str, student), metric)  # group keys: model names
+        files[f"time_accuracy_{teacher}_{student}.png"] = png
     return Table(markdown, table.tidy), write_outputs(Path(out_dir), files)

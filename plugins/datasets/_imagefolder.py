@@ -11,7 +11,7 @@ folder, an empty class, an empty file) is one line naming the path, before anyth
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,11 @@ from kdbench.errors import KdbenchError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: A per-image transform: RGB uint8 C×H×W in, float32 normalised out.
+Transform = Callable[[Tensor], Tensor]
+#: One sample of a ``FolderImages``: ``(image, label, index)``, or ``None`` for a file that cannot be decoded.
+Sample = tuple[Tensor, int, int] | None
 
 
 @dataclass(frozen=True)
@@ -72,20 +77,22 @@ def scan_split(root: str | Path, split: str, classes: Sequence[str] | None = Non
     return FolderSplit(folder, names, tuple(paths), tuple(labels))
 
 
-def train_transform(size: int, mean: Sequence[float], std: Sequence[float]):
+def train_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
     """RandomResizedCrop(size) + horizontal flip, then float and per-channel normalisation."""
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    transform: Transform = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+                                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    return transform
 
 
-def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]):
+def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
     """Resize(size · 256/224) + CenterCrop(size) (ImageNet's 256 → 224), then float and normalisation."""
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    transform: Transform = v2.Compose([v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size),
+                                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    return transform
 
 
 def sample_seed(epoch_seed: int, index: int) -> int:
@@ -93,20 +100,20 @@ def sample_seed(epoch_seed: int, index: int) -> int:
     return (epoch_seed * 1_000_003 + index) % (2**63)
 
 
-class FolderImages(Dataset):
+class FolderImages(Dataset[Sample]):
     """``(image, label, index)`` per sample, decoded as RGB uint8 and transformed; ``None`` for a file that
     cannot be decoded (``collate_skipping`` drops it and counts it).
 
     A key is an index, or ``(index, epoch_seed)``: then the transform's random draws come from a generator
     seeded by :func:`sample_seed`, inside ``fork_rng`` so the process's own generator is left alone."""
 
-    def __init__(self, split: FolderSplit, transform) -> None:
+    def __init__(self, split: FolderSplit, transform: Transform) -> None:
         self.split, self.transform = split, transform
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int, int] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample:
         from torchvision.io import ImageReadMode, decode_image, read_file
 
         index, epoch_seed = key if isinstance(key, tuple) else (key, None)
@@ -165,7 +172,7 @@ class FolderStream:
 
     def __init__(self, images: FolderImages, request: StreamRequest) -> None:
         self.sampler = EpochBatches(len(images), request)
-        self.loader = torch.utils.data.DataLoader(
+        self.loader: torch.utils.data.DataLoader[Sample] | None = torch.utils.data.DataLoader(
             images, batch_sampler=self.sampler, num_workers=request.workers, pin_memory=request.pin_memory,
             collate_fn=collate_skipping, persistent_workers=request.workers > 0)
 
@@ -174,6 +181,7 @@ class FolderStream:
 
     def epoch(self, seed: int) -> Iterator[StreamedBatch]:
         self.sampler.seed = seed
+        assert self.loader is not None, "the stream is closed"
         for batch in self.loader:
             yield StreamedBatch(batch.images, batch.labels, batch.indices, batch.skipped)
 

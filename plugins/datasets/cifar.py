@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from torch import Tensor
 
 from kdbench.contracts import ImageDataset, hookimpl, temporary_beside
 from kdbench.errors import KdbenchError
-from kdbench_plugins.datasets._common import check_split_args, finish
+
+from ._common import check_split_args, finish
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -227,9 +229,9 @@ def _load_cifar(
 
     def read(files: tuple[tuple[str, str], ...]) -> tuple[Tensor, Tensor, Tensor | None]:
         parts = [_read_batch(folder / name, spec) for name, _ in files]
-        coarse = [p[2] for p in parts]
+        coarse = [p[2] for p in parts if p[2] is not None]
         return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
-                torch.cat(coarse) if all(c is not None for c in coarse) else None)
+                torch.cat(coarse) if len(coarse) == len(parts) else None)
 
     train_x, train_y, train_coarse = read(spec.train_files)
     test_x, test_y, _ = read(spec.test_files)
@@ -297,6 +299,6 @@ def load_cifar100(
 
 
 @hookimpl
-def kdbench_register_datasets(register):
+def kdbench_register_datasets(register: Callable[..., None]) -> None:
     register("cifar10", load_cifar10, description="CIFAR-10 (torchvision layout, checksum-verified download)")
     register("cifar100", load_cifar100, description="CIFAR-100 (torchvision layout, checksum-verified download)")

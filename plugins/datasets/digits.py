@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import torch
 
 from kdbench.contracts import ImageDataset, channel_stats, hold_out_validation, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench_plugins.datasets._common import check_split_args, finish, resize_uint8
+
+from ._common import check_split_args, finish, resize_uint8
 
 # The digits train/test split is part of the dataset's definition (results must be comparable across
 # runs), so its seed is a constant and deliberately not ``split_seed``.
@@ -68,5 +70,5 @@ def load_digits(
 
 
 @hookimpl
-def kdbench_register_datasets(register):
+def kdbench_register_datasets(register: Callable[..., None]) -> None:
     register("digits", load_digits, description="scikit-learn's bundled 8×8 handwritten digits (no download)")

@@ -8,11 +8,13 @@ validation set is what its published top-1 numbers are measured on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from kdbench.contracts import StreamedDataset, hookimpl
-from kdbench_plugins.datasets._common import check_split_args
-from kdbench_plugins.datasets._imagefolder import IMAGENET_MEAN, IMAGENET_STD, load_folder, resolve_folder
+
+from ._common import check_split_args
+from ._imagefolder import IMAGENET_MEAN, IMAGENET_STD, load_folder, resolve_folder
 
 
 def load_imagefolder(
@@ -52,7 +54,7 @@ def load_imagenet(
 
 
 @hookimpl
-def kdbench_register_datasets(register):
+def kdbench_register_datasets(register: Callable[..., None]) -> None:
     register("imagefolder", load_imagefolder,
              description="train/<class>/* and val/<class>/* image files streamed from disk (path=...)")
     register("imagenet", load_imagenet, description="ImageNet-1k folders under <data root>/imagenet, streamed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -10,7 +11,8 @@ from torch import Tensor
 
 from kdbench.contracts import ImageDataset, batched_crop, channel_stats, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench_plugins.datasets._common import check_split_args, finish
+
+from ._common import check_split_args, finish
 
 # Bounds that keep a typo from asking for terabytes: generous for any real use of a generated set.
 MAX_CLASSES = 10_000
@@ -136,5 +138,5 @@ def make_synthetic(
 
 
 @hookimpl
-def kdbench_register_datasets(register):
+def kdbench_register_datasets(register: Callable[..., None]) -> None:
     register("synthetic", make_synthetic, description="generated CIFAR-shaped data of any size and class count")

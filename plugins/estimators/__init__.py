@@ -3,9 +3,11 @@ KNN-Shapley and cheap controls. Modules starting with an underscore hold the sha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import hookimpl, register_folder
 
 
 @hookimpl
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Callable[..., None]) -> None:
     register_folder(__name__, "kdbench_register_estimators", register)

@@ -1,12 +1,8 @@
 """Influence functions on a softmax classifier head: exact, EK-FAC, K-FAC and conjugate gradient (float64).
 
-Why the head: with the features frozen, the head's loss ``(1/N) Σ ℓ_i(θ) + (λ/2)‖θ‖²`` is strictly
-convex, so Koh & Liang's influence ``−H⁻¹ g_i`` is well defined and can be computed exactly, and its
-structure makes everything cheap:
-
-* the per-sample gradient is rank one, ``g_i = δ_i ⊗ h̃_i`` (δ = p − e_y, h̃ = [h; 1]);
-* the Hessian is a sum of Kronecker products, ``H = (1/N) Σ S_i ⊗ h̃_i h̃_iᵀ + λI`` (S = diag(p) − ppᵀ);
-* a Hessian-vector product never needs H: ``H V = (1/N) Σ (S_i V h̃_i) h̃_iᵀ + λV`` (~4·N·C·D flops).
+Why the head: with the features frozen, the head's damped loss is strictly convex, so Koh & Liang's influence
+``−H⁻¹ g_i`` is well defined and exact, and its structure makes it cheap: rank-one per-sample gradients, a
+Hessian that is a sum of Kronecker products, Hessian-vector products without H. The formulas: docs/methods.md §6a.
 
 Conventions: θ = [W b] is C×D (D = d + 1) and is vectorised row-major, so that ``g_i = kron(δ_i, h̃_i)``
 and H is exactly what ``torch.kron`` builds. Vectors in parameter space (gradients, solutions) are kept

@@ -1,18 +1,8 @@
 """Exact KNN-Shapley values (Jia et al., 2019, "Efficient task-specific data valuation for nearest
 neighbor algorithms", Theorem 1), vectorised over validation points.
 
-The utility of a training subset S for one validation point (x, y) is the K-nearest-neighbour
-classifier's score for the correct label, ``U(S) = (1/K) Σ_{k ≤ min(K, |S|)} 1[y_{α_k(S)} = y]`` (α_k(S)
-is S's k-th nearest point to x; U(∅) = 0). Its Shapley values have a closed-form recursion over the
-training points sorted by distance, α_1 nearest … α_N farthest, with m_j = 1[y_{α_j} = y]:
-
-    s_{α_N} = m_N · min(K, N) / (N·K)
-    s_{α_i} = s_{α_{i+1}} + (m_i − m_{i+1}) / K · min(K, i) / i          for i = N−1 … 1
-
-so ``s_{α_i} = s_{α_N} + Σ_{j ≥ i} (m_j − m_{j+1})·min(K, j)/(j·K)``: a reversed cumulative sum, which
-lets a whole chunk of validation points be done with a few tensor operations. The value of a
-training point is the mean over validation points; by efficiency the values sum to the mean of
-U(full training set).
+The closed-form recursion of docs/methods.md §6a, unrolled from the farthest point, is a reversed cumulative
+sum, so a whole chunk of validation points takes a few tensor operations.
 """
 
 from __future__ import annotations

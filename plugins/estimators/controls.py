@@ -1,13 +1,15 @@
-"""Cheap control estimators from the teacher's outputs alone: EL2N, margin, loss, teacher-correct."""
+"""Cheap controls from the teacher's outputs alone: EL2N, margin, loss, teacher-correct (docs/methods.md §6a)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, hookimpl
-from kdbench_plugins.estimators._checks import probabilities, split_checked
+
+from ._checks import probabilities, split_checked
 
 
 class EL2N(DataValueEstimator):
@@ -66,7 +68,7 @@ class TeacherCorrect(DataValueEstimator):
 
 
 @hookimpl
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Callable[..., None]) -> None:
     register("el2n", EL2N, version="1")
     register("margin", Margin, version="1")
     register("loss", Loss, version="1")

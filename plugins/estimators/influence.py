@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench_plugins.estimators import _influence as math_
-from kdbench_plugins.estimators._checks import VAL_MISSING, choice, positive_float, positive_int, split_checked
+
+from . import _influence as math_
+from ._checks import VAL_MISSING, choice, positive_float, positive_int, split_checked
 
 SOLVERS: tuple[str, ...] = ("auto", "exact", "ekfac", "kfac", "cg")
 PRECONDITIONERS: tuple[str, ...] = ("ekfac", "none")
@@ -20,23 +22,11 @@ PRECONDITIONERS: tuple[str, ...] = ("ekfac", "none")
 class Influence(DataValueEstimator):
     """Influence functions on the teacher's classifier head (the paper's Eq. 5; exact on the head).
 
-    Scores (higher → teacher):
-      * ``param_norm`` ‖H⁻¹g_i‖, the size of the parameter change sample i causes (paper default);
-      * ``self`` g_iᵀH⁻¹g_i, how much sample i's own loss depends on its presence;
-      * ``val`` −g_iᵀH⁻¹∇L_val (Koh & Liang's I_up,loss): positive = up-weighting i raises the
-        validation loss, i.e. harmful or atypical samples, which go to the teacher like the others.
-
-    Solvers: ``exact`` (dense Hessian, Cholesky), ``ekfac``/``kfac`` (Kronecker eigenbasis),
-    ``cg`` (matrix-free, EK-FAC-preconditioned; one solve per sample for self/param_norm, so slow).
-    ``auto`` takes ``exact`` when its estimated cost (:func:`kdbench.math_.exact_flops`) is at most
-    ``exact_budget_gflop`` and the dense Hessian fits in half the machine's memory; otherwise ``cg``
-    for ``val`` (a single solve, exact to ``cg_tol``) and ``ekfac`` for the per-sample scores.
-    Why not docs/methods.md's "exact when P ≤ 30k": on 2 CPU cores a CIFAR-100 head (N = 50k, P = 25,700,
-    ~1e14 flops) took 12 min (`self`) and 19 min (`param_norm`) exactly, against 0.4 s for EK-FAC with
-    Spearman 0.9999 to exact; for `val`, though, EK-FAC ranks only ~0.5-0.7 against exact while
-    preconditioned CG is exact in ~5 s (benchmarks/score_math_.py). The default budget, 6000
-    GFLOP, is about a minute there.
-    ``damping`` None means the teacher's weight decay (the head was trained with it).
+    ``score``: ``param_norm`` ‖H⁻¹g_i‖ (the default), ``self`` g_iᵀH⁻¹g_i or ``val`` −g_iᵀH⁻¹∇L_val; higher →
+    teacher for all three. ``solver``: ``exact``, ``ekfac``, ``kfac``, ``cg``, or ``auto``, which weighs
+    :func:`_influence.exact_flops` against ``exact_budget_gflop`` and the machine's memory. ``damping`` None
+    means the teacher's weight decay. What each computes, the ``auto`` rule and the measurements behind it:
+    docs/methods.md §6a.
     """
 
     higher_to_teacher = True
@@ -172,5 +162,5 @@ class Influence(DataValueEstimator):
 
 
 @hookimpl
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Callable[..., None]) -> None:
     register("influence", Influence, version="1")

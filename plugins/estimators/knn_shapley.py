@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench_plugins.estimators._checks import VAL_MISSING, positive_int, split_checked
-from kdbench_plugins.estimators._shapley import knn_shapley
+
+from ._checks import VAL_MISSING, positive_int, split_checked
+from ._shapley import knn_shapley
 
 
 class KnnShapley(DataValueEstimator):
@@ -35,5 +38,5 @@ class KnnShapley(DataValueEstimator):
 
 
 @hookimpl
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Callable[..., None]) -> None:
     register("knn-shapley", KnnShapley, version="1")

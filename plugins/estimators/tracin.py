@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, SplitOutputs, hookimpl
 from kdbench.errors import KdbenchError
-from kdbench_plugins.estimators._checks import probabilities, split_checked
+
+from ._checks import probabilities, split_checked
 
 
 def _grand_squared(split: SplitOutputs) -> Tensor:
@@ -59,5 +61,5 @@ class TracIn(DataValueEstimator):
 
 
 @hookimpl
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Callable[..., None]) -> None:
     register("tracin", TracIn, version="1")

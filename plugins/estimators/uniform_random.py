@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, hookimpl
@@ -26,5 +28,5 @@ class RandomScores(DataValueEstimator):
 
 
 @hookimpl
-def kdbench_register_estimators(register):
+def kdbench_register_estimators(register: Callable[..., None]) -> None:
     register("random", RandomScores, version="1")

@@ -102,7 +102,8 @@ class PoolExecutor:
                                           initargs=(make_worker, device, threads))
 
         pools = {slot: pool(slot) for slot in range(len(slots))}
-        waiting, running = deque(jobs), {}
+        waiting = deque(jobs)
+        running: dict[cf.Future[Any], tuple[int, Job]] = {}
         try:
             while waiting or running:
                 for slot in [s for s in pools if s not in {s_ for s_, _ in running.values()}]:
@@ -126,5 +127,5 @@ class PoolExecutor:
 
 
 @hookimpl
-def kdbench_register_executors(register):
+def kdbench_register_executors(register: Callable[..., None]) -> None:
     register("pool", PoolExecutor)

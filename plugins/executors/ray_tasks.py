@@ -73,5 +73,5 @@ class RayExecutor:
 
 
 @hookimpl
-def kdbench_register_executors(register):
+def kdbench_register_executors(register: Callable[..., None]) -> None:
     register("ray", RayExecutor)

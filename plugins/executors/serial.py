@@ -20,5 +20,5 @@ class SerialExecutor:
 
 
 @hookimpl
-def kdbench_register_executors(register):
+def kdbench_register_executors(register: Callable[..., None]) -> None:
     register("serial", SerialExecutor)

@@ -20,7 +20,7 @@ _USER_ERROR = "kdbench-user-error"
 
 
 def _task_class(submitit: Any) -> type:
-    class JobTask(submitit.helpers.Checkpointable):
+    class JobTask(submitit.helpers.Checkpointable):  # type: ignore[misc, unused-ignore]  # submitit: untyped (Any)
         """One kdbench job as a requeueable submitit function (its state is the job itself)."""
 
         def __init__(self, make_worker: Callable[..., Any], job: Job) -> None:
@@ -83,5 +83,5 @@ class SlurmExecutor:
 
 
 @hookimpl
-def kdbench_register_executors(register):
+def kdbench_register_executors(register: Callable[..., None]) -> None:
     register("submitit", SlurmExecutor)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class MlflowLogger(RunLogger):
     def start(self, run: RunInfo) -> None:
         from mlflow.entities import Param
 
+        uri: str | None
         if self._local():
             self.runs_root.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{(self.runs_root / 'mlflow.db').resolve()}"
@@ -60,15 +62,18 @@ class MlflowLogger(RunLogger):
 
     def _experiment(self, name: str) -> str:
         found = self._client.get_experiment_by_name(name)
+        experiment_id: str
         if found is not None:
-            return found.experiment_id
+            experiment_id = found.experiment_id
+            return experiment_id
         location = None
         if self._local():
             location = (self.runs_root / "mlflow-artifacts").resolve().as_uri()
         try:
-            return self._client.create_experiment(name, artifact_location=location)
+            experiment_id = self._client.create_experiment(name, artifact_location=location)
         except self.mlflow.exceptions.MlflowException:  # created by another worker meanwhile
-            return self._client.get_experiment_by_name(name).experiment_id
+            experiment_id = self._client.get_experiment_by_name(name).experiment_id
+        return experiment_id
 
     def epoch(self, metrics: EpochLog) -> None:
         from mlflow.entities import Metric
@@ -103,5 +108,5 @@ def _local_lock(root: Path | None) -> AbstractContextManager[Any]:
 
 
 @hookimpl
-def kdbench_register_loggers(register):
+def kdbench_register_loggers(register: Callable[..., None]) -> None:
     register("mlflow", MlflowLogger)

@@ -7,6 +7,7 @@ with its resolved spec and its best and last top-1. A suite's teachers sit in th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ class TensorBoardLogger(RunLogger):
         if self.hparams:
             values = {"kind": run.kind, "label": run.label, "pair": run.pair, "seed": run.seed, "method": run.method,
                       "LR": run.revision, "DS": run.selection, **run.flat_params()}
-            experiment, session_start, self._session_end = hparams(values, dict.fromkeys(HPARAM_METRICS, 0.0))
+            metrics = dict.fromkeys(HPARAM_METRICS, 0.0)
+            summaries = hparams(values, metrics)  # type: ignore[no-untyped-call, unused-ignore]  # untyped in torch
+            experiment, session_start, self._session_end = summaries
             self._writer.file_writer.add_summary(experiment)
             self._writer.file_writer.add_summary(session_start)
 
@@ -61,5 +64,5 @@ class TensorBoardLogger(RunLogger):
 
 
 @hookimpl
-def kdbench_register_loggers(register):
+def kdbench_register_loggers(register: Callable[..., None]) -> None:
     register("tensorboard", TensorBoardLogger)

@@ -7,6 +7,7 @@ W&B workspace; a suite's teachers get their own group (``<suite>.teachers``) in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,5 +50,5 @@ class WandbLogger(RunLogger):
 
 
 @hookimpl
-def kdbench_register_loggers(register):
+def kdbench_register_loggers(register: Callable[..., None]) -> None:
     register("wandb", WandbLogger)

@@ -3,9 +3,11 @@ FitNet, PKT, VID, SRRL, SemCKD and CRD. A new built-in method is one new file in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import hookimpl, register_folder
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register_folder(__name__, "kdbench_register_methods", register)

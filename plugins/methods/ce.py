@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import (
     SCRATCH_METHOD,
     DistillationMethod,
@@ -22,5 +24,5 @@ class CrossEntropy(DistillationMethod):
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register(SCRATCH_METHOD, CrossEntropy)

@@ -1,48 +1,18 @@
-"""CRD: contrastive representation distillation (Tian, Krishnan, Isola, ICLR 2020).
+"""CRD: contrastive representation distillation (Tian, Krishnan, Isola, "Contrastive Representation
+Distillation", ICLR 2020, arXiv 1910.10699).
 
-Tian, Krishnan, Isola, "Contrastive Representation Distillation", ICLR 2020 (arXiv 1910.10699).
-
-Why: KL or L2 matching treats the dimensions of a representation as independent; CRD instead maximises
-a lower bound on the mutual information between teacher and student representations with a contrastive
-objective, so that the student captures the teacher's *structure*: its embedding of a sample must be
-close to the teacher's embedding of the same sample and far from the teacher's embeddings of samples of
-other classes. Large numbers of negatives come from a memory bank instead of a huge batch.
-docs/methods.md §4 gives the CIFAR-100 recipe reproduced here: γ = 1 (CE), α = 0 (no KD), β = 0.8.
-
-What is computed, with the pooled features ``fs = feats_s[-1]``, ``ft = feats_t[-1]``:
-
-* Embeddings ``v_s = normalize(W_s fs + b_s)``, ``v_t = normalize(W_t ft + b_t)`` (both Linear d → 128,
-  trained with the student).
-* Two memory banks N × 128 (buffers), ``memory_s`` of student and ``memory_t`` of teacher embeddings by
-  dataset index. Initialised as in the reference: i.i.d. uniform in ``[−1/√(D/3), 1/√(D/3)]`` *without*
-  renormalisation (expected squared norm 1, "unit-ish"); rows become unit vectors once visited.
-* For every sample: K negatives drawn *without* replacement (as the reference), a uniformly random K-subset
-  of the training samples of the *other* classes, independently per anchor, plus the positive, the sample's
-  own index: contrast indices [B, K+1]. K = ``num_negatives`` capped at the smallest other-class count of
-  any class present. How they are drawn (random keys and the K smallest, or i.i.d. draws with duplicates
-  redrawn, by a size rule) is in :meth:`CRD.sample_negatives`; docs/methods.md §4 has the facts.
-* Scores in both directions (as in the reference): the student anchor ``v_s`` against the *teacher* bank
-  rows ``memory_t[contrast]`` and the teacher anchor ``v_t`` against the *student* bank rows
-  ``memory_s[contrast]``; so the positive is the bank's (momentum-averaged) embedding of the same sample.
-  ``P = exp(score/τ) / Z`` with τ = 0.07 and Z fixed from the first batch to ``mean(exp(score/τ)) · N``,
-  one Z per direction (buffers ``nce_z_s``, ``nce_z_t``; ≤ 0 means "not fixed yet").
-* NCE loss per direction (noise distribution uniform, ``P_n = 1/N``, ``m = K``):
-  ``−(1/B) Σ_b [ log P_b0/(P_b0 + m·P_n + ε) + Σ_k log m·P_n/(P_bk + m·P_n + ε) ]``, ε = 1e-7; the two
-  directions are summed and weighted by β.
-* After the loss is formed, in training mode only, the banks are updated at the batch's indices:
-  ``normalize(momentum · old + (1 − momentum) · v)`` with v detached (momentum 0.5).
-
-Randomness (bank initialisation, negatives) comes from the method's own ``torch.Generator``, seeded in
-:meth:`CRD.setup` from the global torch RNG, which the runner seeds per run, so trials differ and a run
-is reproducible. Its state is saved with the method's state dict (``get_extra_state``), so a resumed run
-draws the same negatives as an uninterrupted one (on the same device type).
+Why: KL or L2 matching treats the dimensions of a representation as independent. CRD's contrastive objective,
+a lower bound on the mutual information between teacher and student representations, makes the student keep
+the teacher's *structure*: its embedding of a sample must be close to the teacher's embedding of that sample
+and far from the teacher's embeddings of other classes' samples. Memory banks supply the many negatives that
+would otherwise need a huge batch. What is computed, the defaults and how negatives are drawn: docs/methods.md §4.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +84,16 @@ class CRD(DistillationMethod):
     needs_features = True
     needs_indices = True
 
+    # Buffers registered in setup (declared for the type checker: nn.Module's __getattr__ is typed Tensor | Module).
+    class_of: Tensor
+    by_class: Tensor
+    class_count: Tensor
+    class_start: Tensor
+    memory_s: Tensor
+    memory_t: Tensor
+    nce_z_s: Tensor
+    nce_z_t: Tensor
+
     def __init__(
         self,
         beta: float = 0.8,
@@ -182,6 +162,7 @@ class CRD(DistillationMethod):
         for name in ("memory_s", "memory_t"):
             bank = torch.rand(num_data, self.feat_dim, generator=self._generator) * (2 * stdv) - stdv
             self.register_buffer(name, bank)
+        # NCE's normaliser Z, one per direction (student anchor, teacher anchor); ≤ 0 until the first batch fixes it.
         self.register_buffer("nce_z_s", torch.tensor(-1.0))
         self.register_buffer("nce_z_t", torch.tensor(-1.0))
 
@@ -278,7 +259,7 @@ class CRD(DistillationMethod):
         return torch.bmm(bank[contrast], anchor.unsqueeze(2)).squeeze(2)
 
     def _embed(self, embed: nn.Module, feat: Tensor) -> Tensor:
-        weight = embed.weight  # type: ignore[union-attr]
+        weight = cast(Tensor, embed.weight)  # nn.Module attributes are typed Tensor | Module; a Linear's is a Tensor
         return F.normalize(embed(upcast(feat).reshape(feat.shape[0], -1).to(weight.dtype)), p=2.0, dim=1)
 
     def contrastive_loss(self, student_pooled: Tensor, teacher_pooled: Tensor, indices: Tensor) -> Tensor:
@@ -318,6 +299,7 @@ class CRD(DistillationMethod):
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         assert step.student_feats is not None and step.teacher_feats is not None, "crd needs features"
+        assert step.indices is not None, "crd needs indices"
         if self.num_data == 0:
             raise KdbenchError("crd.setup() must run before the first step")
         loss = self.contrastive_loss(step.student_feats[-1], step.teacher_feats[-1], step.indices)

@@ -1,16 +1,16 @@
 """Curriculum Temperature KD (CTKD; Li et al., "Curriculum Temperature for Knowledge Distillation", AAAI 2023).
 
-Instead of a fixed KD temperature, CTKD learns one adversarially: the temperature is a trainable scalar
-that *ascends* the KD loss (it looks for the hardest temperature for the student) while the student
-descends it. The adversarial direction comes from a gradient-reversal layer (Ganin & Lempitsky 2015)
-between θ and the loss, whose coefficient λ follows a cosine curriculum from 0 (no learning of the
-temperature, an easy task) to −1 (full reversal) over the first epochs. This is the "global" variant of
-the paper: one temperature for all samples, τ = τ_min + τ_range·sigmoid(GRL(θ)) (docs/methods.md §3).
+Why: instead of a fixed KD temperature, CTKD learns one adversarially. A trainable temperature *ascends* the
+KD loss (it looks for the temperature hardest for the student) while the student descends it, through a
+gradient-reversal layer (Ganin & Lempitsky 2015) whose strength grows from 0 (an easy task) to full reversal
+over the first epochs: a curriculum. This is the paper's "global" variant, one temperature for all samples.
+Formulas, defaults and the epoch convention: docs/methods.md §3.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -47,7 +47,8 @@ class GradientReversal(torch.autograd.Function):
 
 
 def gradient_reversal(x: Tensor, lambda_: float) -> Tensor:
-    return GradientReversal.apply(x, lambda_)
+    reversed_: Tensor = GradientReversal.apply(x, lambda_)
+    return reversed_
 
 
 def cosine_reversal_coefficient(epoch: int, ramp_epochs: int) -> float:
@@ -109,7 +110,8 @@ class CTKD(DistillationMethod):
         """τ as used by the next step (with the reversal layer in the graph)."""
         if self.temperature is None:
             raise RuntimeError("ctkd: call setup() before computing losses (it creates the learnable temperature)")
-        return self.temperature(self.reversal, self.tau_min, self.tau_range)
+        tau: Tensor = self.temperature(self.reversal, self.tau_min, self.tau_range)
+        return tau
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         if step.teacher_logits is None:
@@ -132,5 +134,5 @@ class CTKD(DistillationMethod):
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register("ctkd", CTKD)

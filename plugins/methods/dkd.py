@@ -1,20 +1,15 @@
 """Decoupled Knowledge Distillation (DKD; Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022).
 
-DKD splits Hinton's KD into two parts that the classic formulation couples through ``1 − p_t,y``:
-
-* TCKD (target-class KD): a binary KL between the teacher's and the student's probability of the
-  label versus "everything else" — how confident the teacher is on this sample;
-* NCKD (non-target-class KD): a KL between the distributions over the non-target classes only — the
-  "dark knowledge" proper, which classic KD scales down on exactly the samples the teacher is sure of.
-
-Weighting them separately (α for TCKD, β for NCKD, β chosen per teacher/student pair) and warming the
-distillation up linearly over the first epochs reproduces the published CIFAR-100 numbers (docs/methods.md §3;
-mdistiller's reference implementation). There is no Hinton KD term besides these two.
+Why: classic KD couples two parts through ``1 − p_t,y``: TCKD (how confident the teacher is on the label)
+and NCKD (the "dark knowledge" over the other classes), and so scales NCKD down on exactly the samples the
+teacher is sure of. DKD weights the two separately, β per teacher/student pair, after a linear warm-up, and
+has no Hinton KD term besides them. Formulas, the β table and the defaults (mdistiller's, which reproduce
+the published CIFAR-100 numbers): docs/methods.md §3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -106,9 +101,7 @@ def warmup_factor(epoch: int, warmup: float) -> float:
 class DKD(DistillationMethod):
     """Decoupled KD (Zhao et al. 2022): ce_weight·CE + min(epoch/warmup, 1)·(α·T²·TCKD + β·T²·NCKD).
 
-    ``beta=None`` resolves per teacher/student pair (docs/methods.md §3): 2 for resnet56→resnet20 and
-    resnet110→resnet32, 6 for vgg13→vgg8, wrn_40_2→wrn_16_2, wrn_40_2→wrn_40_1, vgg13→MobileNetV2,
-    8 otherwise.
+    ``beta=None`` takes β from the published per-pair table ``PAIR_BETA`` (docs/methods.md §3), else 8.
     """
 
     owns_logit_loss: ClassVar[bool] = True
@@ -158,5 +151,5 @@ class DKD(DistillationMethod):
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register("dkd", DKD)

@@ -1,23 +1,15 @@
 """Dynamic Temperature Distillation with Label Adjustment (DTD-LA; Wen, Lai & Qian, "Preparing lessons:
 Improve knowledge distillation with better supervision", Neurocomputing 2021).
 
-Two fixes to the teacher's supervision in Hinton KD:
-
-* DTD — a per-sample temperature. Samples on which the student's logits already point the same way as
-  the teacher's (high cosine similarity) are "easy"; those where they disagree are "hard". With
-  ``w_i = (1 − cos(zs_i, zt_i))^γ_w`` and ``τ_i = τ0 + β_d·(mean_j w_j − w_i)``, hard samples get a lower
-  temperature (a sharper, more informative target) and easy ones a higher one. τ_i is a weighting, not
-  something to optimize: it is computed without gradient.
-* LA — label adjustment. Where the teacher is wrong (its argmax is not the label) its probabilities at
-  the argmax class and at the label are swapped, so the target's argmax is the label and the rest of the
-  teacher's distribution is kept. (The LR paper, arXiv 2404.03693, calls this the "swap" strategy.)
-
-Loss per sample: ``γ·CE + α·τ_i²·KL(q_i ‖ σ_τi(zs_i))`` with ``q_i`` the adjusted ``σ_τi(zt_i)``
-(docs/methods.md §3; defaults τ0=4, β_d=2, γ_w=1, τ_i ≥ 1, γ=0.1, α=0.9 are the project's choices).
+Why: Hinton KD gives every sample the same temperature and passes on the teacher's mistakes. DTD gives the
+samples on which student and teacher disagree (the hard ones) a lower temperature, hence a sharper target; LA
+swaps a wrong teacher's top probability with the label's, so the target's argmax is the label. The LR paper
+(arXiv 2404.03693) calls LA the "swap" strategy and improves on it. Formulas and defaults: docs/methods.md §3.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -114,5 +106,5 @@ class DTDLA(DistillationMethod):
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register("dtd_la", DTDLA)

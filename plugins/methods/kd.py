@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
@@ -31,5 +33,5 @@ class HintonKD(DistillationMethod):
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register("kd", HintonKD)

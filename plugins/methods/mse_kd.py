@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import DistillationMethod, LossTerms, StepInputs, cross_entropy_per_sample, hookimpl, upcast
 
 
@@ -24,5 +26,5 @@ class MSELogitKD(DistillationMethod):
 
 
 @hookimpl
-def kdbench_register_methods(register):
+def kdbench_register_methods(register: Callable[..., None]) -> None:
     register("mse_kd", MSELogitKD)

@@ -4,7 +4,7 @@ Passalis & Tefas, "Learning Deep Representations with Probabilistic Knowledge Tr
 Instead of matching features directly (which needs equal widths or a regressor), PKT turns each
 batch's pooled features into a conditional probability distribution over the other samples and
 minimises the KL divergence between the teacher's and the student's distributions. It is
-width-agnostic and has no trainable parts of its own.
+width-agnostic and has no trainable parts of its own. The formula and defaults: docs/methods.md §4.
 """
 
 from __future__ import annotations

@@ -1,43 +1,16 @@
-"""SemCKD: cross-layer distillation with semantic calibration (Chen et al., AAAI 2021).
+"""SemCKD: cross-layer distillation with semantic calibration (Chen, Mei, Zhang, Wang, Wang, Feng, Chen,
+"Cross-Layer Distillation with Semantic Calibration", AAAI 2021, doi:10.1609/aaai.v35i8.16865, arXiv 2012.03236).
 
-Chen, Mei, Zhang, Wang, Wang, Feng, Chen, "Cross-Layer Distillation with Semantic Calibration",
-AAAI 2021, doi:10.1609/aaai.v35i8.16865 (arXiv 2012.03236).
-
-Why: hand-assigned teacher/student layer pairs (FitNet, VID, ...) can pair layers whose semantics
-differ, which hurts the student. SemCKD lets every student layer distil from *every* teacher layer and
-learns, per training instance, how much each teacher layer should count, from how similarly the two
-layers arrange the batch (their sample-similarity, i.e. Gram, matrices). docs/methods.md §4 gives the
-CIFAR-100 recipe reproduced here: β = 400 on the feature term, KD kept on (γ = 1, α = 1, T = 4).
-
-What is computed, with B the batch size and ``fs_i`` / ``ft_j`` the student / teacher stage maps
-``feats[1:-1]``:
-
-* Gram matrix per layer ``G = F Fᵀ`` (B×B) of the flattened maps. Row ``b`` of ``G`` describes sample
-  ``b`` by its similarity to every sample of the batch, so it is a *per-instance* descriptor. One small
-  MLP per layer maps each row B → B/2 → B/4 (Linear-ReLU-Linear, no BatchNorm, biases on; the reference
-  design), followed by L2 normalisation: queries ``q_{b,i}`` for student layers, keys ``k_{b,j}`` for
-  teacher layers.
-* Attention, per instance: ``α_{b,i,·} = softmax_j(q_{b,i} · k_{b,j})`` (no temperature: both vectors are
-  unit length, as in the reference). Shape [B, n_s, n_t]; each (b, i) row sums to 1 over teacher layers.
-* Value embedding per pair (i, j): 1×1 conv (s → 2t) - BN - ReLU - 3×3 conv (2t → 2t, pad 1) - BN - ReLU -
-  1×1 conv (2t → t), all convolutions without bias (the BN that follows supplies the shift; the last
-  conv has none in the reference either).
-* Spatial alignment (``align``): ``"pool_larger"`` (default, the reference's behaviour): the larger of
-  the two maps is adaptive-average-pooled down to the smaller one's size, i.e. the student map before
-  the value embedding when it is larger, the teacher target otherwise. ``"to_teacher"``: the student map
-  is always adaptive-average-pooled to the teacher map's size (which up-samples by repetition when the
-  student map is smaller), so every value output has the teacher map's shape.
-* Loss ``β · Σ_{b,i,j} α_{b,i,j} · mean_{C,H,W}((v_ij(fs_i)_b − ft_j,b)²) / (B · n_s)``; gradients flow
-  into the attention too (that is how the query/key MLPs learn), as in the reference.
-
-The MLP's input width is the batch size, so the method declares ``full_batches_only`` and refuses any
-other batch size with a clear error.
+Why: hand-assigned teacher/student layer pairs (FitNet, VID, ...) can pair layers whose semantics differ,
+which hurts the student. SemCKD lets every student layer distil from *every* teacher layer and learns, per
+training instance, how much each teacher layer counts, from how alike the two layers arrange the batch (their
+Gram matrices). The terms, the spatial alignment, the full-batch requirement and the defaults: docs/methods.md §4.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -100,7 +73,7 @@ def gram_matrix(feat: Tensor) -> Tensor:
 class SemCKD(DistillationMethod):
     """SemCKD (Chen et al., AAAI 2021): per-instance attention over all teacher layers for every student layer.
 
-    Total loss ``γ·CE + α·T²·KL(σ_T(zt) ‖ σ_T(zs)) + β·L_SemCKD``; see the module docstring for the terms.
+    Total loss ``γ·CE + α·T²·KL(σ_T(zt) ‖ σ_T(zs)) + β·L_SemCKD``; docs/methods.md §4 has the terms.
     """
 
     needs_features = True
@@ -168,19 +141,21 @@ class SemCKD(DistillationMethod):
 
     def aligned_pair(self, i: int, j: int, fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
         """The value embedding of student map ``i`` for teacher layer ``j`` and its (possibly pooled) target."""
-        s_hw, t_hw = tuple(fs.shape[-2:]), tuple(ft.shape[-2:])
+        s_hw, t_hw = (fs.shape[-2], fs.shape[-1]), (ft.shape[-2], ft.shape[-1])
         target = ft
         if self.align == "to_teacher":
             if s_hw != t_hw:
                 fs = F.adaptive_avg_pool2d(fs, t_hw)
         elif s_hw[0] > t_hw[0] or s_hw[1] > t_hw[1]:  # pool_larger: shrink whichever map is larger
             fs = F.adaptive_avg_pool2d(fs, (min(s_hw[0], t_hw[0]), min(s_hw[1], t_hw[1])))
-            if tuple(fs.shape[-2:]) != t_hw:
-                target = F.adaptive_avg_pool2d(ft, tuple(fs.shape[-2:]))
+            pooled_hw = (fs.shape[-2], fs.shape[-1])
+            if pooled_hw != t_hw:
+                target = F.adaptive_avg_pool2d(ft, pooled_hw)
         elif s_hw != t_hw:
             target = F.adaptive_avg_pool2d(ft, s_hw)
         # Under autocast the convolutions recast their input themselves; otherwise match the parameters.
-        value = self.value[i][j](fs.to(self._param_dtype()))
+        row = cast(nn.ModuleList, self.value[i])  # ModuleList items are typed Module; setup puts a ModuleList here
+        value = row[j](fs.to(self._param_dtype()))
         return value, target
 
     def pair_losses(self, student_maps: list[Tensor], teacher_maps: list[Tensor]) -> Tensor:

@@ -5,6 +5,7 @@ student's pooled feature is mapped to the teacher's width by a connector and (1)
 teacher's pooled feature and (2) passed through the teacher's own, frozen classifier, whose output is
 regressed onto the teacher's logits. The second term judges the student's representation by what the
 teacher's classifier makes of it, so only directions that matter for the classification are enforced.
+The loss and defaults: docs/methods.md §4.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Connector(nn.Module):
             )
         else:
             x = self.bn(x)
-        return self.relu(x).flatten(1)
+        projected: Tensor = self.relu(x).flatten(1)
+        return projected
 
 
 class SRRL(DistillationMethod):

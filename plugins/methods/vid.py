@@ -5,6 +5,7 @@ feature map at each stage is modelled as a Gaussian whose mean is predicted from
 small network and whose per-channel variance is learned; minimising the negative log-likelihood of the
 teacher's features maximises a lower bound on their mutual information with the student's. The learned
 variance lets the student ignore channels it cannot predict instead of being forced to match them.
+The pairing of stages, the loss and defaults: docs/methods.md §4.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@ checkpoints load strictly) and torchvision's ImageNet ResNets. One module per fa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import hookimpl, register_folder
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register_folder(__name__, "kdbench_register_models", register)

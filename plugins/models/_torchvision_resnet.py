@@ -11,13 +11,13 @@ from kdbench.contracts import ModelOutput
 __all__ = ["BasicBlock", "Bottleneck", "FeatureResNet"]
 
 
-class FeatureResNet(ResNet):
+class FeatureResNet(ResNet):  # type: ignore[misc, unused-ignore]  # torchvision has no type hints: ResNet is Any
     """torchvision ResNet whose forward can also return ``[stem, layer1..layer4, pooled]``.
 
     ``stem`` is the post-ReLU output of ``conv1/bn1`` (before the max-pool), as in mdistiller.
     """
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
         stem = self.relu(self.bn1(self.conv1(x)))
         f1 = self.layer1(self.maxpool(stem))
         f2 = self.layer2(f1)

@@ -8,6 +8,7 @@ suite can ask for ``teacher: imagenet_resnet34, weights: IMAGENET1K_V1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -15,11 +16,11 @@ from torch import nn
 from kdbench.contracts import hookimpl
 
 if TYPE_CHECKING:
-    from kdbench_plugins.models._torchvision_resnet import FeatureResNet
+    from ._torchvision_resnet import FeatureResNet
 
 
 def _resnet(block: str, layers: list[int], num_classes: int) -> FeatureResNet:
-    from kdbench_plugins.models import _torchvision_resnet as tv
+    from . import _torchvision_resnet as tv
 
     return tv.FeatureResNet(getattr(tv, block), layers, num_classes=num_classes)
 
@@ -39,7 +40,7 @@ def imagenet_resnet50(num_classes: int = 1000) -> nn.Module:
     return _resnet("Bottleneck", [3, 4, 6, 3], num_classes)
 
 
-def _torchvision_weights(arch: str):
+def _torchvision_weights(arch: str) -> Callable[[str], str]:
     def url(name: str) -> str:
         """The download URL of torchvision's ``arch`` weights ``name``; KeyError for an unknown name."""
         from torchvision.models import get_model_weights
@@ -47,18 +48,19 @@ def _torchvision_weights(arch: str):
         weights = get_model_weights(arch)
         if name not in weights.__members__:
             raise KeyError(f"{arch} has no weights {name!r}; known: {', '.join(weights.__members__)}")
-        return weights[name].url
+        address: str = weights[name].url
+        return address
 
     return url
 
 
 for _factory, _arch in ((imagenet_resnet18, "resnet18"), (imagenet_resnet34, "resnet34"),
                         (imagenet_resnet50, "resnet50")):
-    _factory.published_weights = _torchvision_weights(_arch)
+    _factory.published_weights = _torchvision_weights(_arch)  # type: ignore[attr-defined]  # a function attribute
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("imagenet_resnet18", imagenet_resnet18)
     register("imagenet_resnet34", imagenet_resnet34)
     register("imagenet_resnet50", imagenet_resnet50)

@@ -9,12 +9,15 @@ scaled by the 0.5 width multiplier.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import init_weights
+
+from ._common import init_weights
 
 # (expansion t, base channels c, units n, first stride s) per stage.
 _SETTINGS = [
@@ -57,7 +60,7 @@ class InvertedResidual(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
+        out: torch.Tensor = self.conv(x)
         return x + out if self.use_residual else out
 
 
@@ -101,5 +104,5 @@ def mobilenetv2(num_classes: int = 100) -> MobileNetV2:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("MobileNetV2", mobilenetv2)

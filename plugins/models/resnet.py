@@ -7,12 +7,15 @@ with ``strict=True``: ``conv1/bn1`` stem, ``layer1..layer3`` of ``n = (depth - 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import init_weights
+
+from ._common import init_weights
 
 
 class BasicBlock(nn.Module):
@@ -120,7 +123,7 @@ def resnet32x4(num_classes: int = 100) -> CifarResNet:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("resnet8", resnet8)
     register("resnet14", resnet14)
     register("resnet20", resnet20)

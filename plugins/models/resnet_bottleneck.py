@@ -7,12 +7,15 @@ a ``linear`` head.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import init_weights
+
+from ._common import init_weights
 
 
 class Bottleneck(nn.Module):
@@ -78,5 +81,5 @@ def resnet50(num_classes: int = 100) -> BottleneckResNet:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("ResNet50", resnet50)

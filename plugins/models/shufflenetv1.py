@@ -9,12 +9,15 @@ branch produces ``out - in`` channels (hence ``layer1.0.conv3`` is 216 = 240 - 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import channel_shuffle, init_weights
+
+from ._common import channel_shuffle, init_weights
 
 
 class ShuffleUnitV1(nn.Module):
@@ -83,5 +86,5 @@ def shufflev1(num_classes: int = 100) -> ShuffleNetV1:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("ShuffleV1", shufflev1)

@@ -8,12 +8,15 @@ the channels); then ``conv2/bn2`` (464 -> 1024) and a ``linear`` head.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import channel_shuffle, init_weights
+
+from ._common import channel_shuffle, init_weights
 
 
 def _conv(in_c: int, out_c: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -109,5 +112,5 @@ def shufflev2(num_classes: int = 100) -> ShuffleNetV2:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("ShuffleV2", shufflev2)

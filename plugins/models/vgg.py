@@ -9,12 +9,15 @@ always sees a 4x4 map (the source of the two 512x4x4 features). A global average
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import init_weights
+
+from ._common import init_weights
 
 # Per-block conv widths.
 _CONFIGS: dict[str, list[list[int]]] = {
@@ -86,7 +89,7 @@ def vgg19(num_classes: int = 100) -> VGG:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("vgg8", vgg8)
     register("vgg11", vgg11)
     register("vgg13", vgg13)

@@ -7,12 +7,15 @@ Key names follow RepDistiller's ``wrn.py``: ``conv1`` stem, ``block{1,2,3}.layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
-from kdbench_plugins.models._common import init_weights
+
+from ._common import init_weights
 
 
 class WideBasicBlock(nn.Module):
@@ -30,7 +33,7 @@ class WideBasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = F.relu(self.bn1(x))
-        out = self.conv2(F.relu(self.bn2(self.conv1(act))))
+        out: torch.Tensor = self.conv2(F.relu(self.bn2(self.conv1(act))))
         shortcut = x if self.convShortcut is None else self.convShortcut(act)
         return out + shortcut
 
@@ -47,7 +50,8 @@ class WideStage(nn.Module):
         self.layer = nn.Sequential(*units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
+        out: torch.Tensor = self.layer(x)
+        return out
 
 
 class WideResNet(nn.Module):
@@ -98,7 +102,7 @@ def wrn_40_2(num_classes: int = 100) -> WideResNet:
 
 
 @hookimpl
-def kdbench_register_models(register):
+def kdbench_register_models(register: Callable[..., None]) -> None:
     register("wrn_16_1", wrn_16_1)
     register("wrn_16_2", wrn_16_2)
     register("wrn_40_1", wrn_40_1)

@@ -3,9 +3,11 @@ no-revision baselines."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdbench.contracts import hookimpl, register_folder
 
 
 @hookimpl
-def kdbench_register_revisions(register):
+def kdbench_register_revisions(register: Callable[..., None]) -> None:
     register_folder(__name__, "kdbench_register_revisions", register)

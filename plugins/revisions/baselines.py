@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -35,7 +37,7 @@ class NoRevision(LabelRevision):
 
 
 @hookimpl
-def kdbench_register_revisions(register):
+def kdbench_register_revisions(register: Callable[..., None]) -> None:
     register("swap", SwapRevision)
     register("onehot", OneHotRevision)
     register("none", NoRevision)

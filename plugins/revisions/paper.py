@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -37,5 +39,5 @@ class PaperRevision(LabelRevision):
 
 
 @hookimpl
-def kdbench_register_revisions(register):
+def kdbench_register_revisions(register: Callable[..., None]) -> None:
     register(DEFAULT_STRATEGY, PaperRevision)
