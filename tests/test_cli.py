@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from kdbench.cli import main
+from kdbench.run import RunOptions
 from kdbench.store import SCHEMA_VERSION
 from tests.test_registry import install_throwaway_package, write_plugin_file
 
@@ -54,11 +55,12 @@ def test_quickstart_through_the_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     trained = [line for line in proc.stdout.splitlines() if re.match(r"\[\d/6\] finished ", line)]
     assert len(trained) == 6 and "skipped" not in proc.stdout  # trained, not replayed
-    assert "Yours vs published" in proc.stdout and "| ce       | – → resnet8" in proc.stdout
+    assert "Yours vs published" in proc.stdout and "| Student (scratch) | – → resnet8" in proc.stdout
     scratch = [json.loads(f.read_text()) for f in (published / "raw" / "quickstart").glob("*/record.json")]
     scratch = [r["best_top1"] for r in scratch if r["method"] == "ce"]
     published_cell = f"{statistics.mean(scratch):.2f} ± {statistics.stdev(scratch):.2f}"
-    assert "| ce       | – → resnet8        | " in proc.stdout and published_cell in proc.stdout  # beside this run's
+    scratch_line = "| Student (scratch) | – → resnet8        | "  # the table's row name, beside this run's
+    assert scratch_line in proc.stdout and published_cell in proc.stdout
     reproduction = (tmp_path / "results" / "quickstart" / "reproduction.csv").read_text().splitlines()
     assert reproduction[0].startswith("row,pair,yours_mean") and len(reproduction) == 1 + 1 + 6
     recs = records(tmp_path / "results")
@@ -322,3 +324,36 @@ def test_readme_check_names_what_the_table_lacks_and_rewrites_it(tmp_path, capsy
                                              "does not have"]
     assert reference.main(["--check", str(readme)]) == 1 and "kdbench run" in capsys.readouterr().err
     assert reference.main([str(readme)]) == 0 and readme.read_text() == text
+
+
+EXECUTION_DEFAULTS = {"data_root": "elsewhere", "download": True, "device": "cuda:7", "eval_batch_size": 77,
+                      "threads": 5, "loader_workers": 3, "nproc": 6, "quiet": True, "force": True,
+                      "checkpoint_every": 9}
+COMMAND_DEFAULTS = """
+import json, sys
+from kdbench.run.options import RunOptions
+for name, value in json.loads(sys.argv[1]).items():  # RunOptions' defaults changed before the CLI is built
+    setattr(RunOptions, name, value)
+import typer
+from kdbench.cli.app import app
+from kdbench.cli.reference import _commands
+print(json.dumps({" ".join(path): {p.name: [p.default, p.help] for p in command.params}
+                  for path, command in _commands(typer.main.get_command(app))}))
+"""
+
+
+def test_every_commands_execution_defaults_are_run_options():
+    """The execution options' defaults (and the defaults their help names) come from RunOptions, the one source:
+    change one there and every command follows."""
+    proc = subprocess.run([sys.executable, "-c", COMMAND_DEFAULTS, json.dumps(EXECUTION_DEFAULTS)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    commands = json.loads(proc.stdout)
+    executing = {path for path, params in commands.items() if "device" in params}
+    assert executing >= {"run", "tune", "score", "export-folder", "teacher train", "teacher eval"}
+    for path in executing:
+        for name, (default, help_text) in commands[path].items():
+            if name in EXECUTION_DEFAULTS:
+                assert default == EXECUTION_DEFAULTS[name], (path, name)
+                if getattr(RunOptions, name) is not None:  # a help text says what None means instead
+                    assert "default: " not in help_text or f"default: {default}" in help_text, (path, name, help_text)
+    assert {"force", "checkpoint_every"} <= commands["run"].keys() and "checkpoint_every" in commands["tune"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -59,12 +60,13 @@ def serial_records(tmp_path_factory):
     return found
 
 
-def test_pool_gives_the_records_of_serial(tmp_path, monkeypatch, serial_records, capsys):
+def test_pool_gives_the_records_of_serial(tmp_path, monkeypatch, serial_records, capfd):
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home_pool"))  # teachers and scores trained anew, in the pool
     code, found = run(tmp_path, "pool", "--executor", "pool", "--param", "devices=2")
     assert code == 0 and found == serial_records
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()  # the workers' output too
     assert "teacher resnet14: test top-1" in out and "el2n scores on resnet14" in out
+    assert " seed 0: epoch " not in err and "started:" not in err  # --quiet: no worker shows its progress
     record = json.loads(next((tmp_path / "pool" / "raw" / "exec").glob("*/record.json")).read_text())
     assert record["environment"]["executor"] == "pool" and record["environment"]["torch_threads"] == 1
 
@@ -212,3 +214,53 @@ def test_a_preempted_submitit_job_is_requeued_with_the_same_job():
     again = task.checkpoint()
     assert isinstance(again, submitit.helpers.DelayedSubmission) and again.function is task
     assert task.job == job  # the state it carries into the requeued job is the plain job itself
+
+
+PROGRESS_LINE = re.compile(r"ce - → resnet8 seed (\d): (started: 20 epochs × 2 steps"
+                           r"|epoch \d+/20 loss \d+\.\d{3} top1 \d+\.\d{2}( · ETA \d+ s)?)")
+
+
+def test_pool_workers_print_whole_progress_lines(tmp_path, monkeypatch, capfd):
+    """Two workers training at once print into one stream: each line arrives whole (lines interleave, never
+    their characters). (With ``--quiet`` they print none: test_pool_gives_the_records_of_serial.)"""
+    monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
+    suite = write_suite(tmp_path, methods=["ce"], recipe={"epochs": 20, "batch_size": 16, "milestones": []},
+                        dataset={"name": "synthetic", "params": {"num_train": 32, "num_test": 8, "num_classes": 4,
+                                                                 "image_size": 8}})
+    args = ["run", str(suite), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "none"), "--threads",
+            "1", "--executor", "pool", "--param", "devices=2"]
+    assert main(args) == 0
+    err = capfd.readouterr().err.splitlines()
+    shown = [line for line in err if line.startswith("ce ")]
+    assert all(PROGRESS_LINE.fullmatch(line) for line in shown), err
+    assert sorted(PROGRESS_LINE.fullmatch(line).group(1) for line in shown) == ["0"] * 21 + ["1"] * 21, err
+
+
+class Returns:
+    """A job that returns the worker it is given; the worker, what ``make_worker`` was called with."""
+
+    label = "returns"
+
+    def execute(self, worker):
+        return worker
+
+    def crashed(self, reason):
+        return reason
+
+
+def test_no_executor_silences_its_workers(monkeypatch):
+    """Each executor leaves ``quiet`` to the command's ``--quiet`` (the factory's options): a worker of the pool,
+    submitit or Ray shows progress like the serial one."""
+    from kdbench_plugins.executors import pool, ray_tasks
+    from kdbench_plugins.executors.slurm import _task_class
+
+    def make_worker(**settings):
+        return settings
+
+    monkeypatch.setattr(pool, "_PROCESS", {})
+    pool._start(make_worker, "cpu", 1)
+    assert pool._execute(Returns()) == {"device": "cpu", "threads": 1}
+    assert _task_class(pytest.importorskip("submitit"))(make_worker, Returns())() == {}
+    monkeypatch.setattr(pytest.importorskip("ray"), "get_gpu_ids", lambda: [])
+    monkeypatch.setattr(ray_tasks, "_PROCESS", {})
+    assert ray_tasks._execute(make_worker, Returns(), 2) == {"device": "cpu", "threads": 2}

@@ -215,3 +215,41 @@ def test_a_failed_runs_line_names_the_file_with_its_traceback(write_suite, tmp_p
     assert line.endswith(f"RuntimeError: boom · traceback in {failure}")
     assert "raise RuntimeError" in json.loads(failure.read_text())["traceback"]
     assert Path(str(failure)).is_file()
+
+
+BOOM_TUNE = """
+    name: fails
+    dataset: {name: digits, params: {image_size: 8, val_fraction: 0.25}}
+    recipe: {epochs: 1, batch_size: 64, milestones: []}
+    seeds: [0]
+    pairs: [{teacher: resnet8, student: resnet8}]
+    methods: [boom]
+    plugins: [boom.py]
+    tune: {method: boom, space: {recipe.lr: {low: 0.01, high: 0.1}}, trials: 1}
+"""
+
+
+def test_a_failed_trials_line_names_the_file_with_its_traceback(write_suite, tmp_path, capsys):
+    (tmp_path / "boom.py").write_text(textwrap.dedent(BOOM))
+    suite = write_suite(BOOM_TUNE)
+    assert main(["tune", str(suite), "--quiet", "--runs", str(tmp_path / "runs")]) == 1
+    (failure,) = (tmp_path / "runs" / "raw" / "fails.tune").glob("*/failure.json")
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trial 0 of fails.boom")]
+    assert line.endswith(f": failed: RuntimeError: boom · traceback in {failure}")
+    assert "raise RuntimeError" in json.loads(failure.read_text())["traceback"]
+
+
+# -- a tune trial is watched by its objective, validation top-1 -----------------------------------------------
+
+def test_with_validation_an_epoch_line_shows_validation_top1_not_test():
+    out, clock = io.StringIO(), Clock()
+    bar = ProgressBar(Console(file=out, force_terminal=False, width=200), clock=clock, validation=True)
+    bar.start(TrainingStart("trial", 2, 10, 1))
+    end = epoch_end(1)
+    bar.epoch_end(EpochEnd(end.metrics.model_copy(update={"val_top1": 55.0}), None))
+    bar.epoch_end(epoch_end(2))  # no validation split measured: the test split, under its own name
+    assert lines(out)[1:] == ["trial: epoch 1/2 loss 1.500 val top1 55.00 · ETA 0 s",
+                              "trial: epoch 2/2 loss 1.500 top1 60.00"]
+    shown = progress_display(quiet=False, validation=True)
+    assert isinstance(shown, ProgressBar) and shown.validation
+    assert not progress_display(quiet=False).validation  # a run of a suite: test top-1, as before

@@ -4,6 +4,7 @@ the validation split only, pruning, parallel trials, the report, --final, and on
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -258,3 +259,15 @@ def test_best_values_keep_four_significant_digits(value, shown):
     from kdbench.plan.tune import significant
 
     assert significant(value) == shown and type(significant(value)) is type(value)
+
+
+def test_a_trials_epoch_lines_show_validation_top1_and_the_final_runs_test_top1(write_suite, tmp_path, capsys):
+    # what a study judges a trial by is what its progress shows; --final's runs are judged on the test split
+    suite = write_suite(suite_text(space="{params.T: {choices: [2]}}").replace("seeds: [0, 1]", "seeds: [0]"))
+    assert main(["tune", str(suite), "--runs", str(tmp_path / "runs"), "--trials", "1", "--final"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    # the trial (T=2), then --final's untuned kd (T=4; its tuned twin is the trial's run, reused)
+    epochs = [line for line in err if line.startswith("kd resnet8 → resnet8 seed 0: epoch ")]
+    assert len(epochs) == 4, err
+    assert all(re.search(r"/2 loss [\d.]+ val top1 [\d.]+", line) for line in epochs[:2]), epochs
+    assert all(re.search(r"/2 loss [\d.]+ top1 [\d.]+", line) for line in epochs[2:]), epochs

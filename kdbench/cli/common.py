@@ -42,28 +42,32 @@ Executor = Annotated[str | None, option(
 ExecutorParams = Annotated[list[str] | None, option(
     "--param", metavar="KEY=VALUE", help="executor parameter (repeatable), e.g. --param devices=2")]
 CheckpointEvery = Annotated[int, option(
-    "--checkpoint-every", min=0, metavar="N", help="epochs between resume checkpoints (0: none; default: 10)")]
+    "--checkpoint-every", min=0, metavar="N",
+    help=f"epochs between resume checkpoints (0: none; default: {RunOptions.checkpoint_every})")]
 Log = Annotated[list[str] | None, option(
     "--log", metavar="NAME", help="log every run to an experiment tracker: tensorboard, wandb, mlflow (repeatable; "
     "default: the suite's loggers:, else none; --log none for none)")]
 LogParams = Annotated[list[str] | None, option(
     "--log-param", metavar="NAME.KEY=VALUE", help="logger parameter (repeatable), e.g. --log-param wandb.mode=offline")]
 
-# Where and how a command trains or evaluates: the fields of RunOptions (run_options below).
+# Where and how a command trains or evaluates: the fields of RunOptions (run_options below). A command's
+# default for one of them is the RunOptions field itself (``device: Device = RunOptions.device``), and the
+# help texts name it from there, so a default changed in RunOptions changes every command and its --help.
 DataRoot = Annotated[str | None, option(
     "--data-root", metavar="DIR", help="dataset root (default: $KDBENCH_HOME/data)")]
 Download = Annotated[bool, option(
     "--download", help="download missing datasets into the data root")]
 Device = Annotated[str, option(
-    "--device", metavar="DEVICE", help="auto | cpu | cuda | cuda:N (default: auto)")]
+    "--device", metavar="DEVICE", help=f"auto | cpu | cuda | cuda:N (default: {RunOptions.device})")]
 EvalBatchSize = Annotated[int, option(
-    "--eval-batch-size", min=1, metavar="N", help="batch size of evaluation passes (default: 1024; changes no number)")]
+    "--eval-batch-size", min=1, metavar="N",
+    help=f"batch size of evaluation passes (default: {RunOptions.eval_batch_size}; changes no number)")]
 Threads = Annotated[int | None, option(
     "--threads", min=1, metavar="N", help="torch threads per worker (default: torch's; the pool executor splits the "
     "cores)")]
 LoaderWorkers = Annotated[int, option(
     "--loader-workers", min=0, metavar="N",
-    help="decoding processes per split of an image folder streamed from disk (default: 4)")]
+    help=f"decoding processes per split of an image folder streamed from disk (default: {RunOptions.loader_workers})")]
 Nproc = Annotated[int | None, option(
     "--nproc", min=1, metavar="N",
     help="train each run on N DDP processes: GPUs, or gloo processes on a CPU (default: the recipe's devices, else 1)")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -25,13 +24,10 @@ from kdbench.cli.common import (
     parse_params,
     run_options,
 )
-from kdbench.contracts import ImageDataset
 from kdbench.contracts.hookspecs import KINDS
-from kdbench.errors import KdbenchError
-from kdbench.plan import DatasetRef
 from kdbench.registry import REQUIRED, load_registry
-from kdbench.run import Worker
-from kdbench.store.image_folder import write_image_folder
+from kdbench.run import RunOptions
+from kdbench.run.image_export import export_image_folder
 
 if TYPE_CHECKING:  # a type checker needs the kinds spelt out; Typer reads the choices off the Literal
     Kind = str
@@ -75,30 +71,24 @@ def export_folder(
                                               "e.g. --param image_size=32")] = None,
     plugin: Plugins = None,
     runs: Runs = None,
-    data_root: DataRoot = None,
-    download: Download = False,
-    device: Device = "auto",
-    eval_batch_size: EvalBatchSize = 1024,
-    threads: Threads = None,
-    loader_workers: LoaderWorkers = 4,
-    nproc: Nproc = None,
-    quiet: Quiet = False,
+    data_root: DataRoot = RunOptions.data_root,
+    download: Download = RunOptions.download,
+    device: Device = RunOptions.device,
+    eval_batch_size: EvalBatchSize = RunOptions.eval_batch_size,
+    threads: Threads = RunOptions.threads,
+    loader_workers: LoaderWorkers = RunOptions.loader_workers,
+    nproc: Nproc = RunOptions.nproc,
+    quiet: Quiet = RunOptions.quiet,
 ) -> int:
     """write a dataset as an image folder (train/<class>/*.png, val/<class>/*.png) for the streaming datasets
 
     Writes a dataset held in memory (digits, CIFAR, synthetic) as an image folder of PNG files, `train/<class>/`
     and `val/<class>/`, for the streamed `imagefolder` dataset (default: `<data root>/<dataset>_folder`).
     """
-    options = replace(run_options(runs=runs, data_root=data_root, download=download, device=device,
-                                  eval_batch_size=eval_batch_size, threads=threads, loader_workers=loader_workers,
-                                  nproc=nproc, quiet=quiet, plugin=plugin), device="cpu")
-    worker = Worker(options)
-    comp = worker.components.registry.get("dataset", dataset)
-    params = comp.resolve(parse_params(param), where=f"dataset {dataset}")
-    data = worker.components.dataset(DatasetRef(dataset, params, comp.version))
-    if not isinstance(data, ImageDataset):
-        raise KdbenchError(f"{dataset} is already an image folder on disk")
-    written = write_image_folder(data, Path(out) if out else options.data_path / f"{dataset}_folder")
+    options = run_options(runs=runs, data_root=data_root, download=download, device=device,
+                          eval_batch_size=eval_batch_size, threads=threads, loader_workers=loader_workers, nproc=nproc,
+                          quiet=quiet, plugin=plugin)
+    written = export_image_folder(options, dataset, parse_params(param), Path(out) if out else None)
     console().print(f"wrote {written.train_images} training and {written.val_images} evaluation images "
                     f"of {written.classes} classes to {written.root}")
     return 0

@@ -37,6 +37,7 @@ from kdbench.cli.common import (
 from kdbench.cli.results import write_tables
 from kdbench.errors import KdbenchError
 from kdbench.plan import Plan, load_suite
+from kdbench.plan.spec import content_key
 from kdbench.plan.tune import Study, final_plan
 from kdbench.registry import Registry, load_registry
 from kdbench.run import RunOptions, WorkerFactory, execute_plan, runs_to_do
@@ -48,33 +49,35 @@ from kdbench.store import RunStore, SuiteInfo
 
 def run(
     suite: Annotated[str, argument(metavar="SUITE", help="suite YAML file")],
-    dry_run: Annotated[bool, option("--dry-run", help="list the runs without training")] = False,
-    force: Annotated[bool, option("--force", help="recompute runs that already have a record")] = False,
+    dry_run: Annotated[bool, option("--dry-run", help="check that the data is there and list the runs, without "
+                                    "training")] = False,
+    force: Annotated[bool, option("--force", help="recompute runs that already have a record")] = RunOptions.force,
     executor: Executor = None,
     param: ExecutorParams = None,
-    checkpoint_every: CheckpointEvery = 10,
+    checkpoint_every: CheckpointEvery = RunOptions.checkpoint_every,
     log: Log = None,
     log_param: LogParams = None,
     plugin: Plugins = None,
     runs: Runs = None,
-    data_root: DataRoot = None,
-    download: Download = False,
-    device: Device = "auto",
-    eval_batch_size: EvalBatchSize = 1024,
-    threads: Threads = None,
-    loader_workers: LoaderWorkers = 4,
-    nproc: Nproc = None,
-    quiet: Quiet = False,
+    data_root: DataRoot = RunOptions.data_root,
+    download: Download = RunOptions.download,
+    device: Device = RunOptions.device,
+    eval_batch_size: EvalBatchSize = RunOptions.eval_batch_size,
+    threads: Threads = RunOptions.threads,
+    loader_workers: LoaderWorkers = RunOptions.loader_workers,
+    nproc: Nproc = RunOptions.nproc,
+    quiet: Quiet = RunOptions.quiet,
     results: Results = "results",
 ) -> int:
     """run a suite: train what is missing, then write its table
 
     Trains every run of the suite that has no record yet in the run store, then writes and prints its table,
     and your numbers beside the published ones when the suite is published. A run is done when a finished record
-    with its key exists in the run store, under this suite or another; `--dry-run` lists the runs with that
-    status. A run saves a resume checkpoint every `--checkpoint-every` epochs (default 10; 0: none), so an
-    interrupted run goes on from there when the same command runs again. `--log tensorboard|wandb|mlflow`
-    (repeatable) also sends every run and teacher to an experiment tracker. `--quiet` hides the progress bars.
+    with its key exists in the run store, under this suite or another; `--dry-run` checks that the suite's data is
+    there and lists the runs with that status. A run saves a resume checkpoint every `--checkpoint-every` epochs
+    (default 10; 0: none), so an interrupted run goes on from there when the same command runs again.
+    `--log tensorboard|wandb|mlflow` (repeatable) also sends every run and teacher to an experiment tracker.
+    `--quiet` hides the progress bars.
     """
     out = console()
     plan, registry = plan_suite(suite, plugin, download)
@@ -85,6 +88,7 @@ def run(
                           nproc=nproc, quiet=quiet, plugin=plugin, force=force, checkpoint_every=checkpoint_every,
                           executor=name, loggers=loggers_of(log, log_param, plan.suite, registry, runs))
     if dry_run:
+        _check_data(plan, registry, options)
         todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
         for col in ("key", "method", "pair", "seed", "status"):
@@ -118,19 +122,19 @@ def tune(
     executor: Annotated[str | None, option("--executor", metavar="NAME", help="executor for parallel trials: "
                                            "serial, pool, submitit, ray")] = None,
     param: Annotated[list[str] | None, option("--param", metavar="KEY=VALUE", help="executor parameter")] = None,
-    checkpoint_every: CheckpointEvery = 10,
+    checkpoint_every: CheckpointEvery = RunOptions.checkpoint_every,
     log: Log = None,
     log_param: LogParams = None,
     plugin: Plugins = None,
     runs: Runs = None,
-    data_root: DataRoot = None,
-    download: Download = False,
-    device: Device = "auto",
-    eval_batch_size: EvalBatchSize = 1024,
-    threads: Threads = None,
-    loader_workers: LoaderWorkers = 4,
-    nproc: Nproc = None,
-    quiet: Quiet = False,
+    data_root: DataRoot = RunOptions.data_root,
+    download: Download = RunOptions.download,
+    device: Device = RunOptions.device,
+    eval_batch_size: EvalBatchSize = RunOptions.eval_batch_size,
+    threads: Threads = RunOptions.threads,
+    loader_workers: LoaderWorkers = RunOptions.loader_workers,
+    nproc: Nproc = RunOptions.nproc,
+    quiet: Quiet = RunOptions.quiet,
     results: Results = "results",
 ) -> int:
     """search a method entry's hyperparameters with Optuna (the suite's tune: block)
@@ -162,7 +166,8 @@ def tune(
              f"{chosen_study.entry.pair}, seed {chosen_study.seed}; storage {url}")
         for outcome in run_study(chosen_study, url, count, options, engine, factory):
             failed += outcome.status == "failed"
-            text = outcome.detail if outcome.status != "failed" else f"failed: {outcome.error}"
+            text = outcome.detail if outcome.status != "failed" else (
+                f"failed: {outcome.error}{f' · {outcome.detail}' if outcome.detail else ''}")  # where its traceback is
             _say(out, f"{outcome.label}: {text}")
         optuna_study = load(chosen_study, url, chosen_study.entry.sampler.seed)
         result = report(chosen_study, optuna_study, store.tables_dir(loaded.name) / "tune" / chosen_study.label)
@@ -181,6 +186,18 @@ def tune(
 
 def _say(out: Console, text: str) -> None:
     out.print(text, markup=False, highlight=False)
+
+
+def _check_data(plan: Plan, registry: Registry, options: RunOptions) -> None:
+    """What a dry run promises besides the list: the data the suite needs is there. Each dataset's own check looks
+    for its files and reads none; one that is not there stops the dry run with the line the run would stop with."""
+    datasets = {content_key(ref.identity()): ref for ref in [*(t.dataset for t in plan.teachers),
+                                                             *(s.dataset for s in plan.runs)]}
+    for ref in datasets.values():
+        problem = registry.get("dataset", ref.name).missing_data(ref.params, root=options.data_path,
+                                                                 download=options.download)
+        if problem is not None:
+            raise KdbenchError(problem)
 
 
 def _execute_and_table(out: Console, plan: Plan, info: SuiteInfo, options: RunOptions, engine: Any, store: RunStore,

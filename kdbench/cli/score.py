@@ -34,7 +34,7 @@ from kdbench.cli.common import (
 from kdbench.errors import KdbenchError
 from kdbench.plan import ComponentRef, TeacherSpec, resolve_estimator
 from kdbench.registry import Registry
-from kdbench.run import Worker
+from kdbench.run import RunOptions, Worker
 from kdbench.run.scoring import detection_of
 from kdbench.store import DetectionRecord, StoredScores, write_outputs
 
@@ -51,14 +51,14 @@ def score(
     out: Annotated[str | None, option("--out", metavar="DIR", help="default: <runs>/scores/<suite>/")] = None,
     plugin: Plugins = None,
     runs: Runs = None,
-    data_root: DataRoot = None,
-    download: Download = False,
-    device: Device = "auto",
-    eval_batch_size: EvalBatchSize = 1024,
-    threads: Threads = None,
-    loader_workers: LoaderWorkers = 4,
-    nproc: Nproc = None,
-    quiet: Quiet = False,
+    data_root: DataRoot = RunOptions.data_root,
+    download: Download = RunOptions.download,
+    device: Device = RunOptions.device,
+    eval_batch_size: EvalBatchSize = RunOptions.eval_batch_size,
+    threads: Threads = RunOptions.threads,
+    loader_workers: LoaderWorkers = RunOptions.loader_workers,
+    nproc: Nproc = RunOptions.nproc,
+    quiet: Quiet = RunOptions.quiet,
 ) -> int:
     """score a suite's training set with a data-value estimator
 

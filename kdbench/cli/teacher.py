@@ -29,7 +29,7 @@ from kdbench.cli.common import (
 )
 from kdbench.errors import KdbenchError
 from kdbench.plan import DatasetRef, TeacherSpec, file_sha256
-from kdbench.run import Worker
+from kdbench.run import RunOptions, Worker
 from kdbench.store import TeacherStore, kdbench_home
 
 
@@ -37,14 +37,14 @@ def train(
     suite: Annotated[str, argument(metavar="SUITE", help="suite YAML file")],
     plugin: Plugins = None,
     runs: Runs = None,
-    data_root: DataRoot = None,
-    download: Download = False,
-    device: Device = "auto",
-    eval_batch_size: EvalBatchSize = 1024,
-    threads: Threads = None,
-    loader_workers: LoaderWorkers = 4,
-    nproc: Nproc = None,
-    quiet: Quiet = False,
+    data_root: DataRoot = RunOptions.data_root,
+    download: Download = RunOptions.download,
+    device: Device = RunOptions.device,
+    eval_batch_size: EvalBatchSize = RunOptions.eval_batch_size,
+    threads: Threads = RunOptions.threads,
+    loader_workers: LoaderWorkers = RunOptions.loader_workers,
+    nproc: Nproc = RunOptions.nproc,
+    quiet: Quiet = RunOptions.quiet,
     log: Log = None,
     log_param: LogParams = None,
 ) -> int:
@@ -90,14 +90,14 @@ def evaluate(
                                    "cifar100)")] = "cifar100",
     plugin: Plugins = None,
     runs: Runs = None,
-    data_root: DataRoot = None,
-    download: Download = False,
-    device: Device = "auto",
-    eval_batch_size: EvalBatchSize = 1024,
-    threads: Threads = None,
-    loader_workers: LoaderWorkers = 4,
-    nproc: Nproc = None,
-    quiet: Quiet = False,
+    data_root: DataRoot = RunOptions.data_root,
+    download: Download = RunOptions.download,
+    device: Device = RunOptions.device,
+    eval_batch_size: EvalBatchSize = RunOptions.eval_batch_size,
+    threads: Threads = RunOptions.threads,
+    loader_workers: LoaderWorkers = RunOptions.loader_workers,
+    nproc: Nproc = RunOptions.nproc,
+    quiet: Quiet = RunOptions.quiet,
 ) -> int:
     """load a checkpoint strictly and measure its test accuracy
 

@@ -10,7 +10,16 @@ trains under (``recipe``); ``register_folder`` for plugin packages that keep one
 ``temporary_beside`` (``files``), the temporary file of an atomic write, created under the user's umask.
 """
 
-from kdbench.contracts.datasets import ImageDataset, batched_crop, channel_stats, hold_out_validation
+from kdbench.contracts.datasets import (
+    ImageDataset,
+    MissingData,
+    batched_crop,
+    channel_stats,
+    checks_data,
+    export_folder_name,
+    exported_dataset,
+    hold_out_validation,
+)
 from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
 from kdbench.contracts.executors import Executor, Job, require
 from kdbench.contracts.files import temporary_beside
@@ -46,6 +55,7 @@ __all__ = [
     "LabelRevision",
     "LossTerms",
     "MethodContext",
+    "MissingData",
     "ModelOutput",
     "PairInfo",
     "RunInfo",
@@ -61,8 +71,11 @@ __all__ = [
     "batched_crop",
     "ce_and_kd_terms",
     "channel_stats",
+    "checks_data",
     "classifier_of",
     "cross_entropy_per_sample",
+    "export_folder_name",
+    "exported_dataset",
     "feature_shapes",
     "hold_out_validation",
     "hookimpl",

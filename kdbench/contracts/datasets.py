@@ -5,13 +5,21 @@ Why tensors instead of ``torch.utils.data.Dataset`` + ``DataLoader``: the benchm
 per-image transforms, worker processes) dominates the cost of training small CIFAR students. Keeping
 every split as one uint8 tensor on the training device and augmenting whole batches with a single
 ``gather`` (``kdbench.train.batches``) makes an epoch a pure function of (data, seed).
+
+A dataset factory may also carry ``missing_data`` (attached with :func:`checks_data`): a look at the files
+its loader needs, reading none of them, so that ``kdbench run --dry-run`` can say before anything trains
+what the run would stop with. And :func:`export_folder_name` names the folder ``kdbench export-folder``
+writes a dataset to, so that a streamed dataset pointed at a missing export can say how to write it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias, TypeVar
 
 import torch
 from torch import Tensor
@@ -19,6 +27,17 @@ from torch import Tensor
 from kdbench.errors import KdbenchError
 
 _SPLITS = ("train", "val", "test")
+
+#: A dataset factory's optional ``missing_data``: called with the factory's own keywords (``root``, ``download``
+#: and its parameters), it returns the one line the factory would stop with because its data is not on disk, or
+#: None when the data is there or will be downloaded. It only looks for files (a dry run calls it on every
+#: dataset of a suite); the registry checks it is callable.
+MissingData: TypeAlias = Callable[..., str | None]
+
+#: ``kdbench export-folder DATASET`` writes to ``<data root>/DATASET`` + this, unless told another folder.
+EXPORT_SUFFIX = "_folder"
+
+_Factory = TypeVar("_Factory", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -191,3 +210,24 @@ def batched_crop(
     index = (rows.view(n, height, 1) * w + cols.view(n, 1, width)).view(n, 1, height * width)
     flat = images.reshape(n, c, h * w)
     return flat.gather(2, index.expand(n, c, height * width)).view(n, c, height, width)
+
+
+def checks_data(check: MissingData) -> Callable[[_Factory], _Factory]:
+    """Decorate a dataset factory with its ``missing_data`` check (see :data:`MissingData`)."""
+
+    def attach(factory: _Factory) -> _Factory:
+        factory.missing_data = check  # type: ignore[attr-defined]  # a function attribute, as a model's weights
+        return factory
+
+    return attach
+
+
+def export_folder_name(dataset: str) -> str:
+    """The folder, under the data root, that ``kdbench export-folder`` writes ``dataset`` to by default."""
+    return dataset + EXPORT_SUFFIX
+
+
+def exported_dataset(folder: Path | str) -> str | None:
+    """The dataset a folder is the default export of, by its name (``digits_folder`` → ``digits``), else None."""
+    name = Path(folder).name
+    return name.removesuffix(EXPORT_SUFFIX) if name.endswith(EXPORT_SUFFIX) and name != EXPORT_SUFFIX else None

@@ -5,7 +5,8 @@ returns its outcome, and ``job.crashed(reason)`` is the outcome to report when t
 died (a kill, an out-of-memory, a lost node). An executor receives the jobs of one wave and a
 picklable ``make_worker``; in each process it uses, it calls ``make_worker(device=..., threads=..., quiet=...)``
 once (all optional: the device a process is pinned to, its torch threads, ``quiet`` for no progress
-output) and ``job.execute(worker)``
+output; leave ``quiet`` out to follow the command's ``--quiet``, so that a worker's progress lines reach the
+user or the job's log) and ``job.execute(worker)``
 per job, and yields every outcome as it arrives. An exception a job raises (a user error, say) is
 re-raised by the executor. Whether a run is already finished is the worker's business (it asks the run
 store, under a file lock), so every executor skips exactly the same runs and none trains one twice.

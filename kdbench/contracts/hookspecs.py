@@ -54,7 +54,8 @@ def kdbench_register_models(register: Register) -> None:
 
 @hookspec
 def kdbench_register_datasets(register: Register) -> None:
-    """Register datasets: ``factory(*, root, download, **params) -> kdbench.contracts.ImageDataset``."""
+    """Register datasets: ``factory(*, root, download, **params) -> kdbench.contracts.ImageDataset`` (or a
+    ``StreamedDataset``), optionally with a ``missing_data`` check of its files (``kdbench.contracts.checks_data``)."""
 
 
 @hookspec

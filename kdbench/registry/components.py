@@ -126,10 +126,24 @@ class Component(Generic[F]):
     def create(self, params: Mapping[str, Any] | None = None, where: Where = "", **context: Any) -> Any:
         """Instantiate with resolved user parameters plus the harness-provided context parameters the factory
         takes (a factory may leave out any of its kind's context parameters)."""
-        accepted = inspect.signature(self.factory).parameters
-        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-        context = {k: v for k, v in context.items() if takes_all or k in accepted}
-        return self.factory(**self.resolve(params, where), **context)
+        return self.factory(**self.resolve(params, where), **_taken(self.factory, context))
+
+    def missing_data(self, params: Mapping[str, Any] | None = None, where: Where = "", **context: Any) -> str | None:
+        """For a dataset: the line its loader would stop with because its data is not on disk, from the factory's
+        optional ``missing_data`` check (``kdbench.contracts.MissingData``), which reads no data; None when the data
+        is there, will be downloaded, or the dataset has no such check."""
+        check = getattr(self.factory, "missing_data", None)
+        if check is None:
+            return None
+        problem: str | None = check(**self.resolve(params, where), **_taken(check, context))
+        return problem
+
+
+def _taken(function: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The context parameters ``function`` takes: those it names, or all of them when it takes ``**kwargs``."""
+    accepted = inspect.signature(function).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    return {k: v for k, v in context.items() if takes_all or k in accepted}
 
 
 class Registry:

@@ -5,7 +5,7 @@ estimator's ``higher_to_teacher``, ...) has a base class in ``kdbench.contracts`
 be a subclass of it: the harness then reads those attributes directly, with the defaults declared once,
 on the base class. A kind whose factory may be a plain function (models, datasets, executors) must be
 callable; a factory class must define what its kind's protocol calls (an executor's ``run``), and an
-optional attribute it carries (a model's ``published_weights``) must be callable.
+optional attribute it carries (a model's ``published_weights``, a dataset's ``missing_data``) must be callable.
 
 A component that does not fit fails at registration, before anything is planned or trained, with one
 line naming the plugin, the component and what it should be.
@@ -51,7 +51,9 @@ CONTRACTS: Mapping[str, KindContract] = MappingProxyType(
             optional=(("published_weights", "a function: weights name -> URL"),),
         ),
         "dataset": KindContract(
-            "a function or class: factory(*, root, download, **params) -> ImageDataset or StreamedDataset"
+            "a function or class: factory(*, root, download, **params) -> ImageDataset or StreamedDataset",
+            optional=(("missing_data", "a function: (*, root, download, **params) -> the line its loader would stop "
+                       "with, or None"),),
         ),
         "executor": KindContract(
             "a function or class: factory(**params) -> an object with run(jobs, make_worker)", members=("run",)

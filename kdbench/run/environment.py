@@ -65,4 +65,5 @@ def environment(device: str, executor: str | None = None) -> Environment:
         host=platform.node() or None,
         device_name=gpu or cpu_model(),
         executor=executor,
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
     )

@@ -17,9 +17,8 @@ from kdbench.errors import KdbenchError
 from kdbench.plan import Plan, RunSpec, TeacherSpec
 from kdbench.run.jobs import RunJob, ScoreJob, TeacherJob
 from kdbench.run.options import RunOptions
-from kdbench.run.worker import RunOutcome, WorkerFactory
+from kdbench.run.worker import RunOutcome, WorkerFactory, failure_detail
 from kdbench.store import FailureRecord, RunStore, ScoreCache, TeacherStore, scores_key
-from kdbench.store.files import read_json
 
 
 def teachers_of(runs: list[RunSpec]) -> list[TeacherSpec]:
@@ -88,10 +87,7 @@ def _note_failure(store: RunStore, plan: Plan, outcome: RunOutcome) -> RunOutcom
     """The failed run's outcome, saying where its failure record (and traceback) is. A run whose process died
     wrote no failure record itself: write it, so the next run retries it."""
     spec = next(s for s in plan.runs if s.key == outcome.key)
-    path = store.failure_path(spec)
-    if not path.is_file():
+    if not store.failure_path(spec).is_file():
         store.write_failure(spec, FailureRecord(error=outcome.error or "the worker process died", spec=spec,
                                                 at=time.time()))
-    saved = read_json(path)
-    has_traceback = isinstance(saved, dict) and bool(saved.get("traceback"))
-    return replace(outcome, detail=f"{'traceback' if has_traceback else 'failure record'} in {path}")
+    return replace(outcome, detail=failure_detail(store, spec))

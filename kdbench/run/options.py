@@ -34,6 +34,9 @@ class RunOptions:
     home: str | None = None  # default: $KDBENCH_HOME
     force: bool = False
     quiet: bool = False
+    # a tune trial's epoch lines show validation top-1 (its objective), not the test split's: a study picks
+    # its values on validation alone, so the test accuracy is not what its trials should be watched by
+    validation_progress: bool = False
     checkpoint_every: int = 10
     eval_batch_size: int = 1024  # also the batch of a teacher-output cache build
     mixed_precision: bool = True  # bf16 autocast on CUDA (no effect on CPU)

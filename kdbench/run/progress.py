@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from kdbench.train.callbacks import Callback, EpochEnd, TrainingStart
+from kdbench.train.outcome import EpochMetrics
 
 # Plain lines: one at least every LINE_EVERY_S while a phase goes on, or after each LINE_FRACTION of it when
 # that comes sooner, but never two within LINE_MIN_S (an epoch's own line aside).
@@ -41,12 +42,16 @@ class ProgressBar(Callback):
     or in a worker process, plain lines: one when the phase starts, one per epoch, and between them a line
     at a bounded rate (:data:`LINE_EVERY_S`, :data:`LINE_FRACTION`, :data:`LINE_MIN_S`), each with an ETA
     from the pace of the steps done so far in this process. ``unit`` names what the phase counts in
-    ``epochs`` (a cache build counts views)."""
+    ``epochs`` (a cache build counts views). An epoch shows test top-1 as ``top1``; with ``validation`` (a
+    tune trial, judged on the validation split) it shows validation top-1 as ``val top1`` instead.
+
+    A plain line is one ``print`` of the whole line, written and flushed at once, so the lines of several
+    worker processes sharing one stream interleave but never cut into each other."""
 
     def __init__(self, console: Console | None = None, unit: str = "epoch",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, validation: bool = False) -> None:
         self.console = console or Console(stderr=True)
-        self.unit, self.clock = unit, clock
+        self.unit, self.clock, self.validation = unit, clock, validation
         # a worker process shares its terminal with others: bars would overwrite each other
         self.plain = not self.console.is_terminal or multiprocessing.parent_process() is not None
         self._progress: Progress | None = None
@@ -102,13 +107,19 @@ class ProgressBar(Callback):
 
     def epoch_end(self, end: EpochEnd) -> None:
         m = end.metrics
-        status = f"epoch {m.epoch}/{self._epochs} loss {m.train_loss:.3f} top1 {m.test_top1:.2f}"
+        status = f"epoch {m.epoch}/{self._epochs} loss {m.train_loss:.3f} {self._accuracy(m)}"
         if not self.plain and self._progress is not None and self._task is not None:
             self._progress.update(self._task, status=status)
         else:  # logs (SLURM, CI, nohup): one plain line per epoch instead of a bar
             self._done = max(self._done, m.epoch * self._per_epoch)
             now = self.clock()
             self._say(status + self._eta(now), now)
+
+    def _accuracy(self, m: EpochMetrics) -> str:
+        """The epoch's accuracy, named for its split: a tune trial's is validation top-1, else test top-1."""
+        if self.validation and m.val_top1 is not None:
+            return f"val top1 {m.val_top1:.2f}"
+        return f"top1 {m.test_top1:.2f}"
 
     def finish(self) -> None:
         if self._progress is not None:
@@ -127,6 +138,7 @@ class ProgressBar(Callback):
         self._last_line, self._last_done = self.clock() if now is None else now, self._done
 
 
-def progress_display(quiet: bool, unit: str = "epoch") -> Callback:
-    """The progress display, or nothing with ``--quiet`` or without a standard error stream."""
-    return Callback() if quiet or not sys.stderr else ProgressBar(unit=unit)
+def progress_display(quiet: bool, unit: str = "epoch", validation: bool = False) -> Callback:
+    """The progress display, or nothing with ``--quiet`` or without a standard error stream; ``validation``
+    labels each epoch's accuracy as validation top-1 (``RunOptions.validation_progress``: a tune trial)."""
+    return Callback() if quiet or not sys.stderr else ProgressBar(unit=unit, validation=validation)

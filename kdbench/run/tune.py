@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from kdbench.plan.suite_file import Suite, load_suite
 from kdbench.plan.tune import Study, studies, trial_spec
 from kdbench.plan.tune_file import Distribution
 from kdbench.run.options import RunOptions
-from kdbench.run.worker import RunOutcome, Worker, WorkerFactory
+from kdbench.run.worker import RunOutcome, Worker, WorkerFactory, failure_detail
 from kdbench.store import RunRecord
 from kdbench.train.callbacks import Callback, EpochEnd, StopTraining
 
@@ -165,7 +165,7 @@ class TrialJob:
             return _outcome(spec, label, "finished", f"pruned: {outcome.error}")
         if outcome.record is None:
             optuna_study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return _outcome(spec, label, "failed", error=outcome.error)
+            return _outcome(spec, label, "failed", failure_detail(worker.store, spec), error=outcome.error)
         if outcome.status == "skipped":  # reused: its curve reaches the pruner's history all the same
             for epoch, value in zip((m.epoch for m in outcome.record.metrics),
                                     validation_curve(outcome.record.metrics, study.entry.objective), strict=True):
@@ -201,11 +201,13 @@ def prepare(study: Study, url: str, trials: int) -> tuple[Any, int]:
 
 def run_study(study: Study, url: str, trials: int, options: RunOptions, executor: Executor,
               factory: WorkerFactory) -> Iterator[RunOutcome]:
-    """Run the study until it holds ``trials`` finished trials, through the executor."""
+    """Run the study until it holds ``trials`` finished trials, through the executor. The trials' epoch lines
+    show validation top-1, what the study judges them by (``RunOptions.validation_progress``)."""
     optuna_study, todo = prepare(study, url, trials)
     first_seed = study.entry.sampler.seed + len(optuna_study.trials)
     jobs = [TrialJob(str(study.suite.path.resolve()), study.index, url, first_seed + k) for k in range(todo)]
-    yield from executor.run(jobs, factory)
+    trial_factory = replace(factory, options=replace(factory.options, validation_progress=True))
+    yield from executor.run(jobs, trial_factory)
 
 
 def check_studies(suite: Suite, registry: Any) -> list[Study]:

@@ -38,6 +38,7 @@ from kdbench.store import (
     TeacherOutputStore,
     TeacherStore,
 )
+from kdbench.store.files import read_json
 from kdbench.train.callbacks import Callback, StopTraining
 from kdbench.train.context import build_method_context
 from kdbench.train.distributed import Shard
@@ -165,7 +166,7 @@ class Worker:
                               checkpoint_every=self.options.checkpoint_every,
                               loader_workers=self.options.loader_workers, shard=shard,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
-        hear = [progress_display(self.options.quiet)]
+        hear = [progress_display(self.options.quiet, validation=self.options.validation_progress)]
         if logs is not None:
             logs.start(teacher_cache=served.record.used if served.record else None)
             hear.append(logs.callback())
@@ -211,6 +212,15 @@ class Worker:
         """The training indices label noise flipped, kept with the record so anything can be scored on them."""
         mask = self.components.dataset(spec.dataset).train_flipped
         return torch.nonzero(mask).flatten().tolist() if mask is not None else None
+
+
+def failure_detail(store: RunStore, spec: RunSpec) -> str:
+    """Where a failed run's failure record is, for its progress line: the traceback when one was saved (a NaN
+    loss saves none), so that a failure seen in the output leads straight to its cause."""
+    path = store.failure_path(spec)
+    saved = read_json(path)
+    has_traceback = isinstance(saved, dict) and bool(saved.get("traceback"))
+    return f"{'traceback' if has_traceback else 'failure record'} in {path}"
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,7 @@ class Environment(_Record):
     host: str | None = None  # since schema 2
     device_name: str | None = None  # the GPU, else the CPU model (since schema 2)
     executor: str | None = None  # the executor plugin that ran it (since schema 2)
+    cpu_capability: str | None = None  # the CPU kernels torch picked (AVX2, AVX512, ...): one CPU model name, two ISAs
 
 
 class Replacement(_Record):

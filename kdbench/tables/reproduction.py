@@ -1,12 +1,20 @@
-"""Your runs beside the published ones: does a suite reproduce? One row per table row (label) and pair."""
+"""Your runs beside the published ones: does a suite reproduce? One row per table row and pair.
+
+The rows are the suite's table's rows, named and ordered as the method × pair table names and orders them
+(``method_pair.row_names``, ``method_pair.table_rows``): Teacher, Student (scratch), then the method entries in
+suite order, each by pair in suite order. The student from scratch is one row per student ("– → resnet8"),
+as its runs serve every pair with that student.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
 
+from kdbench.store import write_outputs
 from kdbench.tables.cells import (
     SIGNIFICANT_NOTE,
     Stats,
@@ -16,12 +24,19 @@ from kdbench.tables.cells import (
     format_delta,
     markdown,
     mean_std,
+    pairs,
     teacher_stats,
     welch_p,
 )
+from kdbench.tables.frame import results_frame
+from kdbench.tables.method_pair import TEACHER_ROW, row_names, table_rows
+from kdbench.tables.write import table_settings
 
 COLUMNS = ["row", "pair", "yours_mean", "yours_std", "yours_n", "published_mean", "published_std", "published_n",
            "delta", "p_value", "same_runs"]
+
+#: One row of the block before it is sorted: (table row's rank, pair order), row, pair, yours, published, same runs.
+_Entry = tuple[tuple[int, int], str, str, Stats, Stats, int]
 
 
 def _pair(teacher: object, student: object) -> str:
@@ -29,23 +44,25 @@ def _pair(teacher: object, student: object) -> str:
 
 
 def reproduction_table(yours: pd.DataFrame, published: pd.DataFrame, metric: str = "best") -> Table:
-    """Mean ± std of your runs and of the published runs per (label, pair), Δ = yours − published with
+    """Mean ± std of your runs and of the published runs per table row and pair, Δ = yours − published with
     Welch's t-test over seeds, and how many of your runs are the very runs published (same key)."""
     column = f"{metric}_top1"
-    rows: list[tuple[Hashable, str, Stats, Stats, int]] = []
-    groups = yours.groupby(["label", "teacher", "student"], dropna=False, sort=False)
-    teachers = {(t, s) for t, s in zip(yours["teacher"], yours["student"], strict=True) if isinstance(t, str)}
-    for teacher, student in sorted(teachers, key=lambda p: (p[1], p[0])):
-        mine, theirs = teacher_stats(yours, teacher, student), teacher_stats(published, teacher, student)
-        rows.append(("Teacher", _pair(teacher, student), mine, theirs, 0))
-    for (label, group_teacher, group_student), group in groups:
-        other = published[(published["label"] == label) & (published["student"] == group_student)
-                          & (published["teacher"].isna() if not isinstance(group_teacher, str)
-                             else published["teacher"] == group_teacher)]
-        rows.append((label, _pair(group_teacher, group_student), mean_std(group[column]), mean_std(other[column]),
-                     len(set(group["key"]) & set(other["key"]))))
+    mine, theirs = yours.assign(row=row_names(yours)), published.assign(row=row_names(published))
+    rank = {row: i for i, row in enumerate(table_rows(yours))}
+    entries: list[_Entry] = []
+    for teacher, student in pairs(yours):
+        runs = yours[(yours["teacher"] == teacher) & (yours["student"] == student)]
+        entries.append(((rank[TEACHER_ROW], int(runs["pair_order"].min())), TEACHER_ROW, _pair(teacher, student),
+                        teacher_stats(yours, teacher, student), teacher_stats(published, teacher, student), 0))
+    for (row, by, of), group in mine.groupby(["row", "teacher", "student"], dropna=False, sort=False):
+        other = theirs[(theirs["row"] == row) & (theirs["student"] == of)
+                       & (theirs["teacher"].isna() if not isinstance(by, str) else theirs["teacher"] == by)]
+        entries.append(((rank[str(row)], int(group["pair_order"].min())), str(row), _pair(by, of),
+                        mean_std(group[column]), mean_std(other[column]), len(set(group["key"]) & set(other["key"]))))
+    entries.sort(key=lambda entry: (entry[0], entry[2]))
     tidy = pd.DataFrame(
-        [(row, pair, *a, *b, delta(a, b), welch_p(a, b), same) for row, pair, a, b, same in rows], columns=COLUMNS
+        [(row, pair, *a, *b, delta(a, b), welch_p(a, b), same) for _, row, pair, a, b, same in entries],
+        columns=COLUMNS,
     )
     body = markdown(
         ["row", "pair", "yours", "published", "Δ (yours − published)"],
@@ -57,3 +74,17 @@ def reproduction_table(yours: pd.DataFrame, published: pd.DataFrame, metric: str
             "one ran the same code path on the same settings; the numbers differ only by hardware and library "
             "versions.")
     return Table(markdown=f"### Yours vs published\n\n{body}\n\n{note}\n", tidy=tidy)
+
+
+def write_reproduction(raw_dir: Path, published_dir: Path, out_dir: Path,
+                       metric: str | None = None) -> tuple[Table, list[Path]] | None:
+    """Yours (``raw_dir``) beside the published records of the same suite (``published_dir``), in the metric of
+    the suite's table, written as ``reproduction.md`` and ``.csv`` into ``out_dir``. None when the suite is not
+    published, or when ``raw_dir`` is the published folder itself (the published results tabled on their own)."""
+    if Path(published_dir).resolve() == Path(raw_dir).resolve() or not any(Path(published_dir).glob("*/record.json")):
+        return None
+    metric, _ = table_settings(Path(raw_dir), metric)
+    compared = reproduction_table(results_frame(raw_dir), results_frame(published_dir), metric)
+    paths = write_outputs(Path(out_dir), {"reproduction.md": compared.markdown.encode(),
+                                          "reproduction.csv": compared.tidy.to_csv(index=False).encode()})
+    return compared, paths

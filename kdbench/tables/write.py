@@ -16,6 +16,14 @@ from kdbench.tables.reference import paper_block
 from kdbench.tables.teachers import teacher_gain_png
 
 
+def table_settings(raw_dir: Path, metric: str | None = None, layout: str | None = None) -> tuple[str, str | None]:
+    """The metric and layout of a suite's table: as asked, else what the suite file asked for (saved beside the
+    records by ``kdbench run``), else best top-1 and (None) the layout recognised from the records."""
+    info = read_suite_info(raw_dir)
+    saved = info.table if info else {}
+    return metric or saved.get("metric") or "best", layout or saved.get("layout")
+
+
 def write_suite_tables(
     raw_dir: str | Path, out_dir: str | Path, metric: str | None = None, layout: str | None = None
 ) -> tuple[Table, list[Path]]:
@@ -28,10 +36,7 @@ def write_suite_tables(
     frame = results_frame(raw_dir)
     if frame.empty:
         raise KdbenchError(f"no finished run records under {raw_dir}")
-    info = read_suite_info(raw_dir)
-    saved = info.table if info else {}
-    metric = metric or saved.get("metric") or "best"
-    layout = layout or saved.get("layout")
+    metric, layout = table_settings(raw_dir, metric, layout)
     suite = str(frame["suite"].iloc[0])
     layout, table = render(frame, metric, layout, title=f"{suite}: {metric} top-1 (%)")
     paper = paper_block(frame, metric)

@@ -15,6 +15,10 @@ from torch import Tensor
 from kdbench.contracts import ImageDataset, hold_out_validation
 from kdbench.errors import KdbenchError
 
+#: The built-in datasets held in memory: what ``kdbench export-folder`` writes as an image folder, and so the
+#: names whose missing export folder (``digits_folder``) the image-folder datasets can say how to write.
+IN_MEMORY_DATASETS = ("digits", "synthetic", "cifar10", "cifar100")
+
 
 def check_split_args(name: str, val_fraction: float) -> None:
     if not 0.0 <= val_fraction < 1.0:

@@ -19,8 +19,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from kdbench.contracts import StreamedBatch, StreamedDataset, StreamRequest, hold_out_validation
+from kdbench.contracts import (
+    StreamedBatch,
+    StreamedDataset,
+    StreamRequest,
+    export_folder_name,
+    exported_dataset,
+    hold_out_validation,
+)
 from kdbench.errors import KdbenchError
+
+from ._common import IN_MEMORY_DATASETS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,13 +59,20 @@ class FolderSplit:
                            tuple(self.labels[i] for i in indices))
 
 
+def missing_split(root: str | Path, split: str) -> str | None:
+    """The line for a split folder that is not there (None when it is): what a scan stops with first."""
+    folder = Path(root).expanduser() / split
+    return None if folder.is_dir() else (f"image folder: {folder} does not exist (expected {split}/<class>/<image> "
+                                         f"under {root})")
+
+
 def scan_split(root: str | Path, split: str, classes: Sequence[str] | None = None) -> FolderSplit:
     """The images of ``root/split``, one folder per class. Each problem is one line naming its path: a
     missing folder, a split without class folders, an empty class folder, an empty image file, a class
     that the training split does not have."""
     folder = Path(root).expanduser() / split
-    if not folder.is_dir():
-        raise KdbenchError(f"image folder: {folder} does not exist (expected {split}/<class>/<image> under {root})")
+    if (missing := missing_split(root, split)) is not None:
+        raise KdbenchError(missing)
     found = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not found:
         raise KdbenchError(f"image folder: {folder} has no class folders")
@@ -230,6 +246,21 @@ def load_folder(name: str, folder: Path, *, image_size: int, mean: Sequence[floa
     train_at, _, val_at, _ = hold_out_validation(positions, labels, val_fraction, split_seed)
     splits = {"train": scanned.subset(train_at.tolist()), "val": scanned.subset(val_at.tolist()), "test": test}
     return FolderDataset(name, splits, image_size, mean, std)
+
+
+def missing_folder(folder: Path, root: Path | str | None, splits: Sequence[str]) -> str | None:
+    """The line a load of ``folder`` stops with when one of its split folders is not there, None when they all are;
+    it looks at the folders only, so it is cheap on an ImageNet-sized tree. A missing folder that is named as
+    ``kdbench export-folder`` names its exports (``digits_folder``) of a built-in dataset held in memory gets the
+    command that writes it."""
+    problem = next((p for split in splits if (p := missing_split(folder, split)) is not None), None)
+    source = exported_dataset(folder)
+    if problem is None or folder.exists() or source not in IN_MEMORY_DATASETS:
+        return problem
+    default = root is not None and folder == Path(root) / export_folder_name(source)
+    command = " ".join(["kdbench export-folder", source, *([] if default else [str(folder)]),
+                        *(["--data-root", str(root)] if root is not None else [])])
+    return f"{problem}; `{command}` writes it"
 
 
 def resolve_folder(name: str, root: Path | str | None, path: str, download: bool) -> Path:

@@ -17,13 +17,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from kdbench.contracts import ImageDataset, hookimpl, temporary_beside
+from kdbench.contracts import ImageDataset, checks_data, hookimpl, temporary_beside
 from kdbench.errors import KdbenchError
 
 from ._common import check_split_args, finish
@@ -161,6 +162,21 @@ def _extract(archive: Path, spec: _CifarSpec, root: Path) -> None:
                 raise KdbenchError(f"{spec.name}: archive {archive} has no {spec.folder}/{file_name}")
 
 
+def _has_data(spec: _CifarSpec, folder: Path) -> bool:
+    return all((folder / name).is_file() for name, _ in (*spec.train_files, *spec.test_files))
+
+
+def _no_data(spec: _CifarSpec, folder: Path) -> str:
+    return (f"{spec.name}: no data under {folder}; pass --download or point --data-root at the directory that "
+            f"contains {spec.folder}/")
+
+
+def _missing_data(spec: _CifarSpec, *, root: Path | str, download: bool = False, **_: object) -> str | None:
+    """The loader's line for data that is not there and will not be downloaded; it only looks for the files."""
+    folder = Path(root).expanduser() / spec.folder
+    return None if download or _has_data(spec, folder) else _no_data(spec, folder)
+
+
 def _read_batch(path: Path, spec: _CifarSpec) -> tuple[Tensor, Tensor, Tensor | None]:
     """Read one CIFAR pickle batch into (uint8 N×3×32×32, int64 N, the superclass labels or None).
 
@@ -198,13 +214,9 @@ def _load_cifar(
     check_split_args(spec.name, val_fraction)
     root = Path(root).expanduser()
     folder = root / spec.folder
-    data_files = [name for name, _ in (*spec.train_files, *spec.test_files)]
-    if not all((folder / name).is_file() for name in data_files):
+    if not _has_data(spec, folder):
         if not download:
-            raise KdbenchError(
-                f"{spec.name}: no data under {folder}; pass --download or point --data-root at "
-                f"the directory that contains {spec.folder}/"
-            )
+            raise KdbenchError(_no_data(spec, folder))
         created_root = not root.exists()
         archive = root / spec.archive
         try:
@@ -262,6 +274,7 @@ def _superclasses(fine: Tensor, coarse: Tensor | None, spec: _CifarSpec, folder:
     return tuple(table) if -1 not in table else None
 
 
+@checks_data(partial(_missing_data, _CIFAR10))
 def load_cifar10(
     *,
     root: Path | str,
@@ -281,6 +294,7 @@ def load_cifar10(
     return _load_cifar(_CIFAR10, root, download, url, md5, val_fraction, split_seed)
 
 
+@checks_data(partial(_missing_data, _CIFAR100))
 def load_cifar100(
     *,
     root: Path | str,

@@ -9,14 +9,27 @@ validation set is what its published top-1 numbers are measured on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from kdbench.contracts import StreamedDataset, hookimpl
+from kdbench.contracts import StreamedDataset, checks_data, hookimpl
+from kdbench.errors import KdbenchError
 
 from ._common import check_split_args
-from ._imagefolder import IMAGENET_MEAN, IMAGENET_STD, load_folder, resolve_folder
+from ._imagefolder import IMAGENET_MEAN, IMAGENET_STD, load_folder, missing_folder, resolve_folder
 
 
+def _missing_data(name: str, *, root: Path | str | None = None, download: bool = False, path: str = "",
+                  eval_folder: str = "val", **_: object) -> str | None:
+    """The line a load stops with because the folder or one of its splits is not there; it lists no image."""
+    try:
+        folder = resolve_folder(name, root, path, download)
+    except KdbenchError as exc:
+        return str(exc)
+    return missing_folder(folder, root, ("train", eval_folder))
+
+
+@checks_data(partial(_missing_data, "imagefolder"))
 def load_imagefolder(
     *,
     root: Path | str | None = None,
@@ -32,10 +45,13 @@ def load_imagefolder(
     """The image folder at ``path`` (absolute, or under the data root), streamed at ``image_size``."""
     check_split_args("imagefolder", val_fraction)
     folder = resolve_folder("imagefolder", root, path, download)
+    if (missing := missing_folder(folder, root, ("train", eval_folder))) is not None:
+        raise KdbenchError(missing)
     return load_folder("imagefolder", folder, image_size=image_size, mean=mean, std=std, eval_folder=eval_folder,
                        val_fraction=val_fraction, split_seed=split_seed)
 
 
+@checks_data(partial(_missing_data, "imagenet"))
 def load_imagenet(
     *,
     root: Path | str | None = None,
@@ -49,6 +65,8 @@ def load_imagenet(
     class folders, as torchvision's reference scripts expect) under ``<data root>/imagenet``."""
     check_split_args("imagenet", val_fraction)
     folder = resolve_folder("imagenet", root, path, download)
+    if (missing := missing_folder(folder, root, ("train", "val"))) is not None:
+        raise KdbenchError(missing)
     return load_folder("imagenet", folder, image_size=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                        eval_folder="val", val_fraction=val_fraction, split_seed=split_seed)
 

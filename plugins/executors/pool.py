@@ -6,6 +6,9 @@ out-of-memory kill, a signal) is reported as crashed; only that slot's pool is r
 slots go on. A GPU holds ``runs_per_device`` slots, so several small CIFAR runs share one GPU; with
 ``devices_per_run`` > 1 a slot holds a group of GPUs instead (``cuda:0,1``), over which a run trained on
 several processes (``recipe.devices``, ``--nproc``) spreads its ranks.
+
+The workers write to the command's standard error: unless ``--quiet``, each shows its phases as plain
+progress lines with an ETA (never a bar: the processes share the terminal), each line written whole.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _start(make_worker: Callable[..., Any], device: str, threads: int) -> None:
         import torch
 
         torch.cuda.set_device(int(device.split(":")[1].split(",")[0]))  # a group's first GPU
-    _PROCESS["worker"] = make_worker(device=device, threads=threads, quiet=True)
+    _PROCESS["worker"] = make_worker(device=device, threads=threads)  # progress lines unless --quiet
 
 
 def _execute(job: Job) -> Any:

@@ -1,6 +1,10 @@
 """Ray: one task per job on a local Ray instance or an existing cluster (``address``). On GPUs a task asks
 for ``1 / runs_per_device`` of one, so Ray packs small runs several to a GPU, or for ``gpus_per_run`` whole
-GPUs, which a run trained on several processes (``recipe.devices``, ``--nproc``) spreads its ranks over."""
+GPUs, which a run trained on several processes (``recipe.devices``, ``--nproc``) spreads its ranks over.
+
+Unless ``--quiet``, a task's progress lines (with an ETA) go to its Ray worker's log (``ray logs``, under
+``/tmp/ray/session_latest/logs/``), not to the command's output: Ray would fold alike lines of different
+workers into one ("[repeated 2x across cluster]"), which progress lines of different runs always are."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def _execute(make_worker: Callable[..., Any], job: Job, threads: int) -> Any:
 
     if make_worker not in _PROCESS:
         device = "cuda" if ray.get_gpu_ids() else "cpu"
-        _PROCESS[make_worker] = make_worker(device=device, threads=threads, quiet=True)
+        _PROCESS[make_worker] = make_worker(device=device, threads=threads)  # progress lines unless --quiet
     return job.execute(_PROCESS[make_worker])
 
 

@@ -4,7 +4,7 @@ epoch checkpoint. ``cluster: local`` runs the same code path as local processes 
 Each job of the array runs one kdbench job in a fresh process. submitit's checkpointing requeues a job
 that SLURM preempts or that reaches its time limit; the run then resumes from its epoch checkpoint in the
 run store (``resume.pt``), so at most ``checkpoint_every`` epochs are trained twice. Logs go under the
-run store (``<runs>/submitit/``).
+run store (``<runs>/submitit/``); unless ``--quiet``, a job's log holds its progress lines with an ETA.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _task_class(submitit: Any) -> type:
 
         def __call__(self) -> Any:
             try:
-                return self.job.execute(self.make_worker(quiet=True))
+                return self.job.execute(self.make_worker())  # progress lines into its log, unless --quiet
             except KdbenchError as exc:  # a user's error: the coordinator stops the suite with its line
                 return (_USER_ERROR, str(exc))
 
