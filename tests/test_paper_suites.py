@@ -84,8 +84,10 @@ def test_cifar_suites_mirror_their_twins(name, registry):
 
 def test_similar_dry_run_lists_the_table_v_cross_product(capsys):
     """5 pairs × 9 methods × 2 variants (OA, LDA) × 3 seeds."""
-    assert main(["run", str(ROOT / "suites" / "cifar100_similar.yaml"), "--dry-run"]) == 0
-    assert "270 runs, 0 already finished" in capsys.readouterr().out
+    # without CIFAR under the data root the dry run lists the plan, then says what the run would stop with
+    assert main(["run", str(ROOT / "suites" / "cifar100_similar.yaml"), "--dry-run"]) == 2
+    printed = capsys.readouterr()
+    assert "270 runs, 0 already finished" in printed.out and "cifar100: no data under" in printed.err
     plan = expand(load_suite(ROOT / "suites" / "cifar100_similar.yaml"), load_registry())
     assert len({r.method.name for r in plan.runs}) == 9 and len({r.pair for r in plan.runs}) == 5
     lda = [r for r in plan.runs if r.selection or r.revision]

@@ -119,3 +119,20 @@ def test_teacher_recipe_overrides_are_validated(write_suite, registry):
     assert plan.teachers[0].recipe.epochs == 7 and plan.runs[0].recipe.epochs == 240
     with pytest.raises(KdbenchError, match=r"b.yaml:5: teacher_recipe.epoch: Extra inputs"):
         expand(load_suite(write_suite(text + "teacher_recipe:\n  epoch: 7\n", "b.yaml")), registry)
+
+
+def test_a_method_entry_trains_with_its_own_recipe_overrides(write_suite, registry):
+    """A method published with its own recipe runs with it beside the suite's; the other entries, their keys
+    and the teachers keep the suite's recipe; a bad override names its line."""
+    text = ("dataset: digits\nrecipe: {epochs: 5, milestones: [3]}\npairs: [{teacher: resnet20, student: resnet8}]\n"
+            "methods:\n  - kd\n  - {name: kd, label: kd_long, recipe: {epochs: 9, milestones: [6, 8]}}\n")
+    plan = expand(load_suite(write_suite(text)), registry)
+    by_label = {r.label: r for r in plan.runs}
+    assert by_label["kd"].recipe.epochs == 5 and by_label["kd_long"].recipe.epochs == 9
+    assert by_label["kd_long"].recipe.milestones == (6, 8) and by_label["kd_long"].recipe.lr == by_label["kd"].recipe.lr
+    plain = expand(load_suite(write_suite(text.split("  - {name")[0], "plain.yaml")), registry)
+    assert plain.runs[0].key == by_label["kd"].key  # an entry without overrides keeps its key
+    assert plan.teachers[0].recipe.epochs == 5
+    bad = text.replace("epochs: 9", "epoch: 9")
+    with pytest.raises(KdbenchError, match=r"c.yaml:6: recipe.epoch: Extra inputs"):
+        expand(load_suite(write_suite(bad, "c.yaml")), registry)

@@ -49,8 +49,8 @@ from kdbench.store import RunStore, SuiteInfo
 
 def run(
     suite: Annotated[str, argument(metavar="SUITE", help="suite YAML file")],
-    dry_run: Annotated[bool, option("--dry-run", help="check that the data is there and list the runs, without "
-                                    "training")] = False,
+    dry_run: Annotated[bool, option("--dry-run", help="list the runs without training, then check that the "
+                                    "data is there (exit 2 if not)")] = False,
     force: Annotated[bool, option("--force", help="recompute runs that already have a record")] = RunOptions.force,
     executor: Executor = None,
     param: ExecutorParams = None,
@@ -73,8 +73,9 @@ def run(
 
     Trains every run of the suite that has no record yet in the run store, then writes and prints its table,
     and your numbers beside the published ones when the suite is published. A run is done when a finished record
-    with its key exists in the run store, under this suite or another; `--dry-run` checks that the suite's data is
-    there and lists the runs with that status. A run saves a resume checkpoint every `--checkpoint-every` epochs
+    with its key exists in the run store, under this suite or another; `--dry-run` lists the runs with that
+    status, then checks that the suite's data is there (exit 2, with the line the run would stop with, if not). A
+    run saves a resume checkpoint every `--checkpoint-every` epochs
     (default 10; 0: none), so an interrupted run goes on from there when the same command runs again.
     `--log tensorboard|wandb|mlflow` (repeatable) also sends every run and teacher to an experiment tracker.
     `--quiet` hides the progress bars.
@@ -88,7 +89,6 @@ def run(
                           nproc=nproc, quiet=quiet, plugin=plugin, force=force, checkpoint_every=checkpoint_every,
                           executor=name, loggers=loggers_of(log, log_param, plan.suite, registry, runs))
     if dry_run:
-        _check_data(plan, registry, options)
         todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
         for col in ("key", "method", "pair", "seed", "status"):
@@ -100,6 +100,7 @@ def run(
             f"{len(plan.runs)} runs, {len(plan.runs) - len(todo)} already finished; "
             f"{len(plan.teachers)} teacher(s) to train or reuse; run store: {store.root}"
         )
+        _check_data(plan, registry, options)  # after the list: a plan is worth reading before the data is there
         return 0
     info = SuiteInfo(name=plan.suite.name, description=plan.suite.config.description, file=str(plan.suite.path),
                      table=plan.suite.config.table.model_dump())

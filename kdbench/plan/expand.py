@@ -130,6 +130,7 @@ def _expand_dataset(
             teachers.setdefault(tspec.key, tspec)
         pair_teachers.append(tspec)
 
+    entry_recipes = [method_recipe(suite, j) for j in range(len(cfg.methods))]
     for seed in cfg.seeds:
         for i, pair in enumerate(cfg.pairs):
             for j, entry in enumerate(cfg.methods):
@@ -148,7 +149,7 @@ def _expand_dataset(
                     student=pair.student,
                     student_version=registry.get("model", pair.student).version,
                     dataset=dataset,
-                    recipe=cfg.recipe.resolved(pair.student),
+                    recipe=entry_recipes[j].resolved(pair.student),
                     seed=seed,
                     teacher=pair_teachers[i] if uses_teacher else None,
                     selection=_selection(suite, registry, j, entry, comp, dataset, seed),
@@ -180,16 +181,28 @@ def _with_teacher_passes(runs: list[RunSpec], registry: Registry) -> list[RunSpe
 
 def teacher_recipe(suite: Suite) -> Recipe:
     """The recipe harness-trained teachers use: the suite's, with its ``teacher_recipe`` overrides."""
-    cfg = suite.config
+    # A teacher trains from labels alone: no teacher outputs to cache, so its key carries no cache dtype.
+    return _recipe_with(suite, {**suite.config.teacher_recipe, "teacher_cache_dtype": "float32"}, ("teacher_recipe",),
+                        "teacher_recipe")
+
+
+def method_recipe(suite: Suite, j: int) -> Recipe:
+    """The recipe of method entry ``j``'s runs: the suite's, with the entry's own ``recipe:`` overrides (a method
+    published with its own recipe, such as MLKD's, runs with it beside methods on the suite's)."""
+    overrides = suite.config.methods[j].recipe
+    return suite.config.recipe if not overrides else _recipe_with(suite, overrides, ("methods", j, "recipe"),
+                                                                     "recipe")
+
+
+def _recipe_with(suite: Suite, overrides: dict[str, Any], at: tuple[str | int, ...], name: str) -> Recipe:
+    """The suite's recipe with ``overrides``, validated; an error names the line of the overriding field."""
     try:
-        # A teacher trains from labels alone: no teacher outputs to cache, so its key carries no cache dtype.
-        fields = {**cfg.recipe.model_dump(), **cfg.teacher_recipe, "teacher_cache_dtype": "float32"}
-        return Recipe.model_validate(fields)
+        return Recipe.model_validate({**suite.config.recipe.model_dump(), **overrides})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        where = suite.where("teacher_recipe", *err["loc"])
-        raise KdbenchError(f"{where}: teacher_recipe.{field}: {err['msg']}") from None
+        where = suite.where(*at, *err["loc"])
+        raise KdbenchError(f"{where}: {name}.{field}: {err['msg']}") from None
 
 
 def _method_params(
@@ -249,6 +262,11 @@ def _revision(
     if not method.factory.uses_teacher:
         raise KdbenchError(
             f"{where}: Label Revision revises the teacher's predictions; method {entry.name!r} uses no teacher"
+        )
+    if not method.factory.accepts_label_revision:
+        raise KdbenchError(
+            f"{where}: Label Revision revises the teacher's predictions that supervise the student's output; "
+            f"method {entry.name!r} has no such supervision (docs/methods.md §7)"
         )
     comp = registry.get_at(suite.where("methods", j, "revision", "name"), "revision", rev.name)
     params = comp.resolve(rev.params, lambda k: suite.where("methods", j, "revision", "params", k))

@@ -83,6 +83,7 @@ class MethodEntry(ComponentEntry):
     label: str | None = None
     selection: SelectionEntry | None = None
     revision: RevisionEntry | None = None
+    recipe: dict[str, Any] = Field(default_factory=dict)  # overrides of the suite's `recipe` for this entry's runs
 
     _selection_shorthand = field_validator("selection", mode="before")(_shorthand("estimator"))
     _revision_shorthand = field_validator("revision", mode="before")(_shorthand("name"))

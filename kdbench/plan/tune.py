@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kdbench.errors import KdbenchError
-from kdbench.plan.expand import Plan, expand, teacher_recipe
+from kdbench.plan.expand import Plan, expand, method_recipe, teacher_recipe
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import RunSpec
 from kdbench.plan.suite_file import MethodEntry, Suite
@@ -157,8 +157,9 @@ def trial_plan(study: Study, registry: Registry, values: dict[str, Any], seeds: 
     """The plan of one trial (or of a tuned entry's final runs over ``seeds``): the study's method entry with
     ``values``, on the study's pair. The teachers keep the suite's own recipe, whatever the trial changes."""
     suite, cfg = study.suite, study.suite.config
-    entry, recipe = apply_values(cfg.methods[study.method_index], cfg.recipe, values)
-    entry = entry.model_copy(update={"label": label or study.label})
+    # the entry's own recipe overrides are the base a trial's recipe values apply to
+    entry, recipe = apply_values(cfg.methods[study.method_index], method_recipe(suite, study.method_index), values)
+    entry = entry.model_copy(update={"label": label or study.label, "recipe": {}})
     config = cfg.model_copy(update={
         "methods": [entry], "pairs": [cfg.pairs[study.entry.pair]], "seeds": seeds or [study.seed],
         "recipe": recipe, "teacher_recipe": teacher_recipe(suite).model_dump(), "tune": [],
