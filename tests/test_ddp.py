@@ -14,48 +14,24 @@ import yaml
 from kdbench.cli import main
 from kdbench.errors import KdbenchError
 from kdbench.run.distributed import placement
+from kdbench.run.doctor.sandbox import PLAIN_NET
 
-# A model without BatchNorm: with it, DDP computes exactly the one-process gradients (the mean over the
-# global batch, summed in another order), so the two agree to float rounding. BatchNorm's per-rank batch
-# statistics are the one legitimate difference; the second test bounds it.
-PLAIN_NET = '''
-import torch
-from torch import nn
-from kdbench.contracts import hookimpl
-
-
-class PlainNet(nn.Module):
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.stage = nn.Conv2d(8, 8, 3, padding=1)
-        self.fc = nn.Linear(8 * 16, num_classes)
-
-    def forward(self, x, features=False):
-        stem = torch.relu(self.stem(x))
-        stage = torch.relu(self.stage(stem))
-        pooled = nn.functional.adaptive_avg_pool2d(stage, 4).flatten(1)
-        logits = self.fc(pooled)
-        return ([stem, stage, pooled], logits) if features else logits
-
-
-@hookimpl
-def kdbench_register_models(register):
-    register("plain_net", PlainNet)
-'''
+# A model without BatchNorm (the doctor's, a plugin file of kdbench): with it, DDP computes exactly the
+# one-process gradients (the mean over the global batch, summed in another order), so the two agree to float
+# rounding. BatchNorm's per-rank batch statistics are the one legitimate difference; the second test bounds it.
+PLAIN = "doctor_plain_net"
 
 
 def write_suite(tmp_path: Path, student: str, methods: list, epochs: int = 2, num_train: int = 120,
                 batch_size: int = 32) -> Path:
-    (tmp_path / "plain_net.py").write_text(textwrap.dedent(PLAIN_NET))
     suite = {
-        "name": "ddp", "plugins": ["plain_net.py"],
+        "name": "ddp", "plugins": [str(PLAIN_NET)],
         "dataset": {"name": "synthetic", "params": {"num_train": num_train, "num_test": 60, "image_size": 8,
                                                     "val_fraction": 0.1}},
         "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": 0.05, "milestones": [1]},
         "teacher_recipe": {"epochs": 1, "milestones": []},
         "seeds": [0],
-        "pairs": [{"teacher": "plain_net", "student": student}],
+        "pairs": [{"teacher": PLAIN, "student": student}],
         "methods": methods,
     }
     path = tmp_path / "ddp.yaml"
@@ -88,7 +64,7 @@ def test_gloo_processes_give_one_process_numbers_on_uneven_batches(tmp_path, mon
     must be equal); the gradient sums differ from one process only in the order they are added. Every batch
     splits unevenly, the last one leaves ranks empty; KD+LR checks Eq. (11)'s subset means."""
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
-    suite = write_suite(tmp_path, "plain_net", METHODS, **UNEVEN)
+    suite = write_suite(tmp_path, PLAIN, METHODS, **UNEVEN)
     assert run(suite, tmp_path / "one") == 0
     assert run(suite, tmp_path / "many", "--nproc", str(world)) == 0
     one, many = records(tmp_path / "one"), records(tmp_path / "many")
@@ -147,10 +123,10 @@ def test_a_killed_ddp_run_resumes_from_rank_zeros_checkpoint(tmp_path, monkeypat
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
     (tmp_path / "dies.py").write_text(textwrap.dedent(DIES_IN_EPOCH_3))
     marker = tmp_path / "killed"
-    suite = write_suite(tmp_path, "plain_net", [{"name": "dies_in_epoch_3", "params": {"marker": str(marker)}}],
+    suite = write_suite(tmp_path, PLAIN, [{"name": "dies_in_epoch_3", "params": {"marker": str(marker)}}],
                         epochs=4)
     data = yaml.safe_load(suite.read_text())
-    suite.write_text(yaml.safe_dump({**data, "plugins": ["plain_net.py", "dies.py"]}, sort_keys=False))
+    suite.write_text(yaml.safe_dump({**data, "plugins": [str(PLAIN_NET), "dies.py"]}, sort_keys=False))
     args = ("--nproc", "2", "--checkpoint-every", "1")
     assert run(suite, tmp_path / "runs", *args) == 1  # the run failed
     (failure,) = (tmp_path / "runs" / "raw" / "ddp").glob("*/failure.json")
@@ -191,7 +167,7 @@ def test_executors_give_a_run_several_gpus():
 def test_a_pool_worker_trains_a_ddp_run(tmp_path, monkeypatch):
     """The pool's worker process spawns the run's ranks (gloo on CPU) and writes the record as rank 0's."""
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
-    suite = write_suite(tmp_path, "plain_net", ["ce"], epochs=1)
+    suite = write_suite(tmp_path, PLAIN, ["ce"], epochs=1)
     assert run(suite, tmp_path / "one", "--nproc", "2") == 0
     assert run(suite, tmp_path / "pool", "--nproc", "2", "--executor", "pool", "--param", "devices=1") == 0
     (serial,), (pooled,) = records(tmp_path / "one").values(), records(tmp_path / "pool").values()
@@ -204,7 +180,7 @@ def test_a_ddp_runs_epochs_reach_its_logger_with_the_record(tmp_path, monkeypatc
     from tensorboard.util.tensor_util import make_ndarray
 
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
-    suite = write_suite(tmp_path, "plain_net", ["ce"], epochs=2)
+    suite = write_suite(tmp_path, PLAIN, ["ce"], epochs=2)
     assert run(suite, tmp_path / "runs", "--nproc", "2", "--log", "tensorboard") == 0
     (record,) = records(tmp_path / "runs").values()
     (folder,) = [p for p in (tmp_path / "runs" / "tensorboard" / "ddp").iterdir() if p.name.startswith("ce__")]

@@ -58,6 +58,7 @@ def supervisions(method) -> dict[str, Supervision]:
     out = {"plain": Supervision()}
     if method.uses_teacher:
         out["DS"] = Supervision(distill_mask=mask)
+    if method.uses_teacher and method.accepts_label_revision:  # simkd: no teacher output to revise (§7)
         own = method.owns_logit_loss  # LR revises the teacher target inside the method (docs/methods.md §7)
         out["LR"] = Supervision(revision=PaperRevision(), revision_in_method=own)
         out["LR+DS"] = Supervision(distill_mask=mask, revision=PaperRevision(), revision_in_method=own)
@@ -85,25 +86,44 @@ def test_loss_and_gradients_on_real_shapes(name, pair):
         s_logits = torch.randn(B, C, requires_grad=True)
         t_logits = torch.randn(B, C) * 3
         indices = torch.arange(B) * 3 % N
+        strong = method.needs_strong_view  # the strong view's logits too (mlkd), as the engine gives them
+        s_strong = torch.randn(B, C, requires_grad=True) if strong else None
         step = StepInputs(
             student_logits=s_logits, targets=torch.arange(B) % C, indices=indices, epoch=5,
             teacher_logits=t_logits if method.uses_teacher else None,
             student_feats=s_feats if method.needs_features else None,
             teacher_feats=t_feats if method.needs_features else None,
             revise_teacher=supervision.teacher_revision,
+            student_logits_strong=s_strong, teacher_logits_strong=torch.randn(B, C) * 3 if strong else None,
         )
         terms = method.loss_terms(step)
         assert all(v.shape == (B,) for v in terms.sample.values()), variant
         assert all(v.dim() == 0 for v in terms.batch.values()), variant
-        loss = supervision.batch_loss(terms, s_logits, step.teacher_logits, step.targets, indices).total()
+        judged = s_logits  # what the engine gives the supervision: the method's head's logits where it has one
+        if method.provides_head:
+            assert terms.head_logits is not None and terms.head_logits.shape == (B, C), variant
+            judged = terms.head_logits
+        loss = supervision.batch_loss(terms, judged, step.teacher_logits, step.targets, indices).total()
         assert loss.dim() == 0 and torch.isfinite(loss), (variant, loss)
         loss.backward()
         student_grads = [t.grad for t in [s_logits, *(s_feats if method.needs_features else [])]]
         assert any(g is not None and g.abs().sum() > 0 for g in student_grads), variant
+        if s_strong is not None:
+            assert s_strong.grad is not None and s_strong.grad.abs().sum() > 0, variant
         for pname, p in method.named_parameters():
             if p.requires_grad:
                 assert p.grad is not None, (variant, pname)
                 assert torch.isfinite(p.grad).all(), (variant, pname)
+    if method.provides_head:  # evaluation's head is the head the loss judged by (eval mode: no batch statistics)
+        method.eval()
+        with torch.no_grad():
+            feats = [torch.randn(B, *s) for s in shapes(student)]
+            step = StepInputs(student_logits=torch.randn(B, C), targets=torch.arange(B) % C, epoch=5,
+                              indices=torch.arange(B),
+                              teacher_logits=torch.randn(B, C), student_feats=feats,
+                              teacher_feats=[torch.randn(B, *s) for s in shapes(teacher)])
+            torch.testing.assert_close(method.head_logits(feats, step.student_logits),
+                                       method.loss_terms(step).head_logits)
 
 
 @pytest.fixture(scope="module")

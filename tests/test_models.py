@@ -168,3 +168,45 @@ def test_imagenet_adapters(name: str, torchvision_factory: Callable[..., nn.Modu
     reference = torchvision_factory(weights=None, num_classes=10).state_dict()
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in reference.items()}
     model.load_state_dict(reference, strict=True)
+
+
+@pytest.mark.parametrize("name", CIFAR_NAMES + sorted(IMAGENET_MODELS))
+def test_preact_features(name: str) -> None:
+    """``forward(x, features=True, preact=True)``: the stage entries before their final activation, same shapes,
+    the stem, pooled vector and logits unchanged (docs/methods.md §2). ReLU of them gives the usual features, except
+    for WRN (the BN that pre-activates each sum next, RepDistiller's preact) and MobileNetV2 (no ReLU to skip)."""
+    torch.manual_seed(0)
+    model = (CIFAR_MODELS[name]() if name in CIFAR_MODELS else IMAGENET_MODELS[name](num_classes=10)).eval()
+    with torch.no_grad():  # random BN statistics, so that a BN applied in the wrong place shows
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 32 if name in CIFAR_MODELS else 64, 32 if name in CIFAR_MODELS else 64)
+    with torch.no_grad():
+        feats, logits = model(x, features=True)
+        pre, pre_logits = model(x, features=True, preact=True)
+        assert torch.equal(model(x, preact=True), logits)  # without features, preact changes nothing
+    assert torch.equal(pre_logits, logits)
+    assert [p.shape for p in pre] == [f.shape for f in feats]
+    assert torch.equal(pre[0], feats[0]) and torch.equal(pre[-1], feats[-1])
+    stages = list(zip(pre[1:-1], feats[1:-1], strict=True))
+    if name.startswith("wrn"):
+        bns = [model.block2.layer[0].bn1, model.block3.layer[0].bn1, model.bn1]
+        for (p, f), bn in zip(stages, bns, strict=True):
+            torch.testing.assert_close(p, bn(f))
+    elif name == "MobileNetV2":
+        assert all(torch.equal(p, f) for p, f in stages)
+    else:
+        for p, f in stages:
+            assert torch.equal(torch.relu(p), f) and bool((p < 0).any())
+
+
+def test_preact_features_leave_running_statistics_alone() -> None:
+    """A WRN's pre-activation features apply BNs a second time; in training mode that must not move their statistics."""
+    x = torch.randn(4, 3, 32, 32)
+    plain, preact = _fresh_model("wrn_16_2").train(), _fresh_model("wrn_16_2").train()
+    plain(x, features=True)
+    preact(x, features=True, preact=True)
+    for (name, a), b in zip(plain.state_dict().items(), preact.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -12,7 +12,8 @@ from kdbench.registry import load_registry
 from kdbench.store import RunStore
 from kdbench.tables import write_suite_tables
 from kdbench.tables.cells import format_delta, welch_p
-from kdbench.tables.reference import load_reference, paper_comparison
+from kdbench.tables.recipes import RECIPES_CSV, default_recipe, recipe_name
+from kdbench.tables.reference import SIGNATURE, load_reference, paper_comparison
 from tests.records import make_record, make_spec
 
 
@@ -54,8 +55,8 @@ def test_the_published_numbers_are_complete_and_name_real_components():
         assert in_table.map(lambda names, t=table: t in names).sum() == 5 * 9 * 2, table
     kd_ours = cifar[(cifar["method"] == "kd") & (cifar["lr_lambda1"] == "4") & (cifar["student"] == "resnet8x4")]
     assert kd_ours["top1"].tolist() == [76.60] and set(kd_ours["tables"].iloc[0].split(";")) == {"IV", "VIII"}
-    assert not ref.duplicated(["dataset", "teacher", "student", "method", "ds_estimator", "ds_fraction", "ds_order",
-                               "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2", "source"]).any()
+    assert not ref.duplicated(["dataset", "teacher", "student", *SIGNATURE, "source"]).any()
+    assert set(ref["recipe"]) <= set(pd.read_csv(RECIPES_CSV)["name"])  # every number names a known recipe
     pair = (cifar["teacher"] == "wrn_40_2") & (cifar["student"] == "wrn_40_1")
     wrn_teacher = cifar[pair & (cifar["method"] == "teacher")]
     assert dict(zip(wrn_teacher["source"], wrn_teacher["top1"], strict=True)) == {
@@ -94,3 +95,37 @@ def test_digits_runs_have_no_published_numbers(tmp_path):
     table, _ = write_suite_tables(store.suite_dir("s"), tmp_path / "out")
     assert "Published vs ours" not in table.markdown and not (tmp_path / "out" / "paper.csv").exists()
     assert paper_comparison(pd.DataFrame()).empty
+
+
+def test_runs_are_named_by_the_published_recipe_they_followed():
+    crd = (240, 64, 0.05, (150, 180, 210), 5e-4)
+    assert recipe_name("cifar100", *crd) == "crd"
+    assert recipe_name("cifar100", 240, 64, 0.01, (150, 180, 210), 5e-4) == "crd"  # a MobileNet/ShuffleNet student
+    assert recipe_name("cifar100", 480, 64, 0.025, (150, 180, 210), 5e-4) == "mlkd"
+    assert recipe_name("cifar100", 480, 64, 0.0025, (150, 180, 210), 5e-4) == "mlkd"  # its MobileNet students
+    assert recipe_name("cifar100", 240, 64, 0.025, (150, 180, 210), 5e-4) == ""
+    assert recipe_name("cifar100", 3, 64, 0.05, (1,), 5e-4) == ""  # a shortened run follows none
+    assert recipe_name("imagenet", *crd) == ""  # recipes are per dataset
+    assert recipe_name("imagenet", 100, 256, 0.1, (30, 60, 90), 1e-4) == "imagenet100"
+    assert default_recipe("cifar100") == "crd" and default_recipe("digits") == ""
+
+
+def test_a_published_number_is_matched_by_recipe_and_logit_standardization():
+    """MLKD+LS (78.28) and KD+LS (76.62) were published on their own recipes: a run is compared with the number
+    of its method, its logit_std and its recipe, and a run on no published recipe with the default one's."""
+    base = {"dataset": "cifar100", "teacher": "resnet32x4", "student": "resnet8x4", "teacher_top1": 79.0,
+            **{c: None for c in ("ds_estimator", "ds_fraction", "ds_order", "lr_name", "lr_eta", "lr_lambda1",
+                                 "lr_lambda2")}}
+    runs = pd.DataFrame([
+        {**base, "method": "mlkd", "recipe": "mlkd", "logit_std": True, "best_top1": 78.0, "label": "a"},
+        {**base, "method": "mlkd", "recipe": "mlkd", "logit_std": False, "best_top1": 77.0, "label": "b"},
+        {**base, "method": "kd", "recipe": "", "logit_std": True, "best_top1": 76.0, "label": "c"},
+        {**base, "method": "kd", "recipe": "crd", "logit_std": False, "best_top1": 74.0, "label": "d"},
+        {**base, "method": "mlkd", "recipe": "crd", "logit_std": True, "best_top1": 70.0, "label": "e"},
+    ])
+    found = paper_comparison(runs).set_index("row")
+    assert found.loc["MLKD+LS", "paper"] == 78.28 and found.loc["MLKD+LS", "mean"] == 78.0
+    assert found.loc["MLKD", "paper"] == 77.08 and found.loc["MLKD", "mean"] == 77.0
+    assert found.loc["KD+LS", "paper"] == 76.62 and found.loc["KD+LS", "mean"] == 76.0  # no recipe name: CRD's
+    assert found.loc["KD", "paper"] == 74.12 and found.loc["KD", "mean"] == 74.0
+    assert 70.0 not in set(found["mean"])  # MLKD+LS on the CRD recipe has no published number

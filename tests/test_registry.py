@@ -70,8 +70,9 @@ def test_builtins_arrive_through_entry_points(registry):
 
 def test_parameters_and_defaults_come_from_signatures(registry):
     kd = registry.get("method", "kd")
-    assert kd.parameters() == {"T": 4.0, "gamma": 0.1, "alpha": 0.9}
-    assert kd.resolve({"T": 2.0}) == {"T": 2.0, "gamma": 0.1, "alpha": 0.9}
+    # T and α default to None: 4 and 0.9, or with logit_std LS's 2 and 9 (filled in by resolve_params)
+    assert kd.parameters() == {"T": None, "gamma": 0.1, "alpha": None, "logit_std": False}
+    assert kd.resolve({"T": 2.0}) == {"T": 2.0, "gamma": 0.1, "alpha": None, "logit_std": False}
     assert "num_classes" not in registry.get("model", "resnet8").parameters()
     assert "root" not in registry.get("dataset", "digits").parameters()
 

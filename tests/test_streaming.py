@@ -141,8 +141,8 @@ def test_export_folder_writes_a_dataset_as_class_folders_and_never_overwrites(tm
 
 
 def test_the_table_vii_twin_runs_streamed_through_the_cli(tmp_path, monkeypatch):
-    """suites/digits_imagenet.yaml at reduced size: its nine method entries (CTKD+LR among them) on the first
-    pair, on a generated folder of 12-pixel images, one epoch each; the Table VII layout with top-5."""
+    """suites/digits_imagenet.yaml at reduced size: its eleven method entries (CTKD+LR, DIST, NKD among them) on the
+    first pair, on a generated folder of 12-pixel images, one epoch each; the Table VII layout with top-5."""
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
     assert main(["export-folder", "synthetic", str(tmp_path / "digits_folder"), "--param", "num_train=64",
                  "--param", "num_test=32", "--param", "image_size=12"]) == 0
@@ -157,7 +157,7 @@ def test_the_table_vii_twin_runs_streamed_through_the_cli(tmp_path, monkeypatch)
                  "--data-root", str(tmp_path), "--threads", "2", "--loader-workers", "0"]) == 0
     table = (tmp_path / "runs" / "digits_imagenet" / "table.md").read_text()
     for row in ("Teacher", "Student (scratch)", "Vanilla KD", "LR", "CTKD", "VID", "SRRL", "SemCKD", "SRRL+LR",
-                "CTKD+LR", "Top-5"):
+                "CTKD+LR", "DIST", "NKD", "Top-5"):
         assert f"| {row} " in table or row in table, row
     ctkd_lr = [r for r in (json.loads(p.read_text()) for p in (tmp_path / "runs" / "raw" / "digits_imagenet").glob(
         "*/record.json")) if r["label"] == "CTKD+LR"]

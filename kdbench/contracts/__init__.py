@@ -25,7 +25,14 @@ from kdbench.contracts.executors import Executor, Job, require
 from kdbench.contracts.files import temporary_beside
 from kdbench.contracts.hookspecs import hookimpl
 from kdbench.contracts.loggers import EpochLog, FinalLog, RunInfo, RunLogger, require_extra, safe_name
-from kdbench.contracts.losses import cross_entropy_per_sample, kl_from_target, kl_per_sample, upcast
+from kdbench.contracts.losses import (
+    LOGIT_STD_EPS,
+    cross_entropy_per_sample,
+    kl_from_target,
+    kl_per_sample,
+    standardize_logits,
+    upcast,
+)
 from kdbench.contracts.methods import (
     SCRATCH_METHOD,
     DistillationMethod,
@@ -42,6 +49,7 @@ from kdbench.contracts.revisions import LabelRevision, one_hot_like
 from kdbench.contracts.streams import BatchStream, StreamedBatch, StreamedDataset, StreamRequest
 
 __all__ = [
+    "LOGIT_STD_EPS",
     "SCRATCH_METHOD",
     "BatchStream",
     "CheckpointOutputs",
@@ -87,6 +95,7 @@ __all__ = [
     "require",
     "require_extra",
     "safe_name",
+    "standardize_logits",
     "temporary_beside",
     "upcast",
 ]

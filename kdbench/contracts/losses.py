@@ -33,3 +33,22 @@ def kl_from_target(target_probs: Tensor, student_log_probs: Tensor) -> Tensor:
     q = target_probs.to(student_log_probs.dtype)
     kl: Tensor = (torch.special.xlogy(q, q) - q * student_log_probs).sum(dim=1)
     return kl
+
+
+#: Logit standardization's epsilon (Sun et al., CVPR 2024): added to the standard deviation, as in the official
+#: code (``normalize`` in mdistiller/distillers/KD.py of sunshangquan/logit-standardization-KD).
+LOGIT_STD_EPS = 1e-7
+
+
+def standardize_logits(logits: Tensor, base_temperature: float = 1.0) -> Tensor:
+    """Logit standardization (LS; Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024):
+    each row Z-scored over its classes, ``(z − mean(z)) / (std(z) + 1e-7)`` with the unbiased (n − 1) standard
+    deviation as the official code takes it, then divided by ``base_temperature`` (docs/methods.md, LS).
+
+    A method then forms its softmax from the result as it would from ``z / T``: ``standardize_logits(z, T)`` takes
+    the place of ``z / T``. Computed in at least fp32 (``upcast``)."""
+    z = upcast(logits)
+    mean = z.mean(dim=1, keepdim=True)
+    std = z.std(dim=1, keepdim=True)
+    standardized: Tensor = (z - mean) / (std + LOGIT_STD_EPS)
+    return standardized / base_temperature

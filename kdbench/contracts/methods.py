@@ -13,6 +13,12 @@ batches) and returns named loss terms of two kinds:
 Every term is already multiplied by its weight (γ, α, β). Extra trainable modules (regressors,
 embeddings, learnable temperatures) are created in :meth:`DistillationMethod.setup` as submodules,
 so the engine puts them in the student's optimizer with the same schedule.
+
+A method may also give the student its own head (``provides_head``; SimKD: its projector and the teacher's
+reused, frozen classifier). The student is then judged through that head wherever it is judged: every
+evaluation (:meth:`DistillationMethod.head_logits`), the output-level supervision the engine adds (Data
+Selection's CE) and the training top-1 (``LossTerms.head_logits``, computed with the loss so the head runs
+once a step), and the record says so (``evaluated_head: method``).
 """
 
 from __future__ import annotations
@@ -67,6 +73,19 @@ class StepInputs:
     # Label Revision for a method that owns its logit loss (docs/methods.md §7): ``revise_teacher(probs,
     # targets)`` rewrites the teacher distribution the method consumes, at the method's own temperature.
     revise_teacher: Callable[[Tensor, Tensor], Tensor] | None = None
+    # For a method that declares ``needs_strong_view``: the student's and the teacher's logits on the strong view
+    # of the same rows (``kdbench.train.strong_view``); see :meth:`strong_view`.
+    student_logits_strong: Tensor | None = None
+    teacher_logits_strong: Tensor | None = None
+
+    def strong_view(self) -> StepInputs:
+        """This step on the strong view: the same rows, targets and revision, the strong view's logits in place of
+        the weak view's (no features), so ``teacher_target`` judges right and wrong by the strong view's teacher."""
+        if self.student_logits_strong is None:
+            raise ValueError("this step has no strong view: the method must declare needs_strong_view")
+        return StepInputs(student_logits=self.student_logits_strong, targets=self.targets, epoch=self.epoch,
+                          indices=self.indices, teacher_logits=self.teacher_logits_strong,
+                          revise_teacher=self.revise_teacher)
 
     def teacher_target(self, teacher_probs: Tensor) -> Tensor:
         """The teacher distribution a logit loss should use (docs/methods.md §7): under Label Revision, revised
@@ -88,6 +107,9 @@ class LossTerms:
 
     sample: dict[str, Tensor] = field(default_factory=dict)
     batch: dict[str, Tensor] = field(default_factory=dict)
+    # The student's logits on this batch through the method's own head (methods with ``provides_head`` must
+    # give them): the engine's output-level supervision and training top-1 use them, not ``student_logits``.
+    head_logits: Tensor | None = None
 
     def per_sample_total(self, like: Tensor) -> Tensor:
         total = torch.zeros(like.shape[0], dtype=upcast(like).dtype, device=like.device)
@@ -110,10 +132,24 @@ class DistillationMethod(nn.Module):
     # True: ``step.indices`` carries the dataset index of every sample (CRD's memory banks); else None.
     needs_indices: ClassVar[bool] = False
     full_batches_only: ClassVar[bool] = False
+    # With ``needs_features``: take the student's / the teacher's stage features before their final activation
+    # (``model(x, features=True, preact=True)``, kdbench.contracts.models) instead of after it. Plain attributes,
+    # not ClassVars, so that a method's parameter may set them (ReviewKD's ``student_preact``).
+    student_preact: bool = False
+    teacher_preact: bool = False
     # True for methods whose logit loss is their own (DKD, CTKD, DTD-LA): Label Revision does not replace it
     # with Eq. (11) but revises the teacher distribution it consumes (``StepInputs.teacher_target``,
     # docs/methods.md §7).
     owns_logit_loss: ClassVar[bool] = False
+    # True: every training batch also comes as a strong view of the same rows (``kdbench.train.strong_view``), and
+    # the step carries the student's and the teacher's logits on it (``StepInputs.strong_view``; MLKD).
+    needs_strong_view: ClassVar[bool] = False
+    # True: the student is judged through the method's own head (:meth:`head_logits`, ``LossTerms.head_logits``)
+    # instead of its own classifier, in every evaluation and in the record (``evaluated_head: method``).
+    provides_head: ClassVar[bool] = False
+    # False for a method with no output-level supervision from the teacher (SimKD): Label Revision has nothing
+    # to revise, and a suite that asks for it is refused when it is loaded (docs/methods.md §7).
+    accepts_label_revision: ClassVar[bool] = True
 
     @classmethod
     def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
@@ -128,6 +164,11 @@ class DistillationMethod(nn.Module):
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         raise NotImplementedError
+
+    def head_logits(self, student_feats: list[Tensor], student_logits: Tensor) -> Tensor:
+        """The logits an evaluation judges the student by, from its ``features=True`` output. Default: the
+        student's own logits; a method with ``provides_head`` returns its head's, as its ``loss_terms`` does."""
+        return student_logits
 
 
 def ce_and_kd_terms(step: StepInputs, gamma: float, alpha: float = 0.0, T: float = 4.0) -> dict[str, Tensor]:

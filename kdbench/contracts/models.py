@@ -5,6 +5,12 @@ features=False)`` gives logits, and with ``features=True`` gives ``(feats, logit
 [stem, stage1, ..., stageK, pooled]`` (docs/methods.md §2). Feature methods size their extra modules
 from :func:`feature_shapes`; SRRL and data selection read the classifier through :func:`classifier_of`.
 
+A model may also take ``preact`` (``forward(x, features=True, preact=True)``): the stage entries are then
+taken before the stage's final activation (RepDistiller's ``preact`` features), with the same shapes; the
+stem, the pooled vector and the logits do not change. Only a method that asks for it
+(``DistillationMethod.student_preact`` / ``teacher_preact``, e.g. ReviewKD's teacher) calls a model so,
+through :func:`forward_features`; a model without the keyword fails then with one line at setup.
+
 A factory may also carry ``published_weights``: a function from a weights name (``IMAGENET1K_V1``) to the
 URL of a state dict that fits the model. A suite's pair then names ``weights:`` instead of a checkpoint,
 and the file is read from the torch hub cache (``$TORCH_HOME/hub/checkpoints``).
@@ -52,8 +58,25 @@ def classifier_of(model: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-def feature_shapes(model: nn.Module, image_size: int = 32, channels: int = 3) -> list[tuple[int, ...]]:
-    """Per-sample shapes (no batch dimension) of ``model(x, features=True)[0]``.
+def forward_features(
+    model: nn.Module, x: torch.Tensor, *, preact: bool = False
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """``model(x, features=True)``, or with ``preact=True`` the stage entries before their final activation.
+
+    The keyword reaches the model only when it is asked for, so a model without it still serves every method
+    that takes the usual features.
+    """
+    out: tuple[list[torch.Tensor], torch.Tensor] = (
+        model(x, features=True, preact=True) if preact else model(x, features=True)
+    )
+    return out
+
+
+def feature_shapes(
+    model: nn.Module, image_size: int = 32, channels: int = 3, *, preact: bool = False
+) -> list[tuple[int, ...]]:
+    """Per-sample shapes (no batch dimension) of ``model(x, features=True)[0]`` (with ``preact=True``: of the
+    pre-activation features, which also checks that the model gives them).
 
     Found by a dry forward of a batch of 2 in eval mode without gradients, on the model's own device and
     dtype; the model's train/eval mode is restored afterwards, so this is safe mid-training.
@@ -66,7 +89,15 @@ def feature_shapes(model: nn.Module, image_size: int = 32, channels: int = 3) ->
     try:
         with torch.no_grad():
             x = torch.zeros(2, channels, image_size, image_size, device=device, dtype=dtype)
-            feats, _ = model(x, features=True)
+            try:
+                feats, _ = forward_features(model, x, preact=preact)
+            except TypeError as error:
+                if not preact or "preact" not in str(error):
+                    raise
+                raise KdbenchError(
+                    f"{type(model).__name__} gives no pre-activation features (forward(x, features=True, "
+                    "preact=True)), which this method needs"
+                ) from None
     finally:
         model.train(was_training)
     return [tuple(f.shape[1:]) for f in feats]

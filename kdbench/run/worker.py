@@ -160,6 +160,9 @@ class Worker:
         method.setup(build_method_context(method, student, teacher.model if teacher else None, data, pair,
                                           spec.recipe))
         served = self.teacher_outputs.for_run(spec, method, teacher.model if teacher else None, data)
+        if method.needs_strong_view and served.record is not None:  # no table holds a strong view: it runs live
+            note = served.record.reason + "; strong view: live teacher"
+            served = replace(served, record=served.record.model_copy(update={"reason": note}))
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
                               mixed_precision=self.options.mixed_precision,
@@ -206,7 +209,12 @@ class Worker:
             compiled=spec.recipe.compile,
             processes=processes,
             flipped_train=self._flipped(spec),
+            evaluated_head="method" if self._method_class(spec).provides_head else "student",
         )
+
+    def _method_class(self, spec: RunSpec) -> type[DistillationMethod]:
+        factory: type[DistillationMethod] = self.components.registry.get("method", spec.method.name).factory
+        return factory
 
     def _flipped(self, spec: RunSpec) -> list[int] | None:
         """The training indices label noise flipped, kept with the record so anything can be scored on them."""

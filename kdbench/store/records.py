@@ -8,7 +8,8 @@ tabled and never published.
 Schema versions: 1, the records before versions were written; 2 adds where a run ran (host, device
 name, executor) and the note of a published record it replaced; 3 adds whether the run read its teacher's
 logits from the teacher-output cache, whether it ran compiled, and top-5 accuracy (per epoch, the last
-epoch's on the run, the teacher's). Older records read as they are.
+epoch's on the run, the teacher's). Older records read as they are. ``evaluated_head`` (which head the
+accuracies measure) is left out of the JSON for the student's own classifier, so it needs no new version.
 """
 
 from __future__ import annotations
@@ -205,6 +206,9 @@ class RunRecord(_Record):
     compiled: bool = False  # the student and loss ran through torch.compile
     processes: int = 1  # DDP processes the run trained on (recipe.devices or --nproc)
     flipped_train: list[int] | None = None  # training indices whose label noise flipped (label_noise runs only)
+    # Which head the accuracies measure: the student's own classifier, or its method's (SimKD's projector and the
+    # teacher's reused classifier). Left out of the JSON for "student", so records before it read unchanged.
+    evaluated_head: Literal["student", "method"] = "student"
 
     @model_serializer(mode="wrap")
     def _without_empty_replacements(self, handler: Any) -> dict[str, Any]:
@@ -216,6 +220,8 @@ class RunRecord(_Record):
                 data.pop(optional, None)
         if data.get("processes") == 1:
             data.pop("processes", None)
+        if data.get("evaluated_head") == "student":
+            data.pop("evaluated_head", None)
         return data
 
     def under(self, spec: RunSpec) -> RunRecord:

@@ -8,13 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from kdbench.store import RunRecord, iter_records
+from kdbench.tables.recipes import recipe_name
 
 #: The columns of :func:`results_frame`, in order.
 COLUMNS = [
     "suite", "key", "dataset", "label", "method", "method_params", "teacher", "student", "seed", "last_top1",
     "best_top1", "last_top5", "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds",
     "ds_estimator", "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
-    "noise_rate", "noise_kind", "ds_params", "score_seconds", "detection_auroc",
+    "noise_rate", "noise_kind", "ds_params", "score_seconds", "detection_auroc", "recipe", "logit_std",
 ]  # fmt: skip
 
 
@@ -55,6 +56,9 @@ def record_row(record: RunRecord) -> dict[str, object]:
         "score_seconds": record.selection.score_seconds if record.selection else None,
         "detection_auroc": record.selection.detection.auroc if record.selection and record.selection.detection
         else None,
+        "recipe": recipe_name(record.dataset, spec.recipe.epochs, spec.recipe.batch_size, spec.recipe.lr,
+                              tuple(spec.recipe.milestones), spec.recipe.weight_decay),
+        "logit_std": bool(spec.method.params.get("logit_std", False)),
     }
 
 

@@ -18,9 +18,11 @@ import pandas as pd
 
 from kdbench.contracts import SCRATCH_METHOD
 from kdbench.tables.cells import Table, format_cell, markdown, mean_std
+from kdbench.tables.recipes import default_recipe
 
 REFERENCE_CSV = Path(__file__).resolve().parent / "reference" / "paper_numbers.csv"
-SIGNATURE = ("method", "ds_estimator", "ds_fraction", "ds_order", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2")
+SIGNATURE = ("method", "ds_estimator", "ds_fraction", "ds_order", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
+             "recipe", "logit_std")
 TEACHER = "teacher"  # the signature method of a teacher's own accuracy
 COLUMNS = ["dataset", "teacher", "student", "row", "tables", "source", "mean", "std", "n", "paper", "delta"]
 
@@ -47,10 +49,17 @@ def _text(value: Any) -> str:
 
 
 def run_signatures(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its signature columns spelled as in the reference (DS/LR columns empty without DS/LR)."""
+    """The frame with its signature columns spelled as in the reference (DS/LR columns empty without DS/LR; the
+    recipe by name, its dataset's default when it follows none; ``logit_std`` "True" or empty)."""
     data: pd.DataFrame = frame.copy()
     for column in SIGNATURE:
-        data[column] = data[column].map(_text) if column in data.columns else ""
+        if column == "logit_std":
+            data[column] = data[column].map(lambda v: "True" if v is True else "") if column in data.columns else ""
+        else:
+            data[column] = data[column].map(_text) if column in data.columns else ""
+    if len(data):
+        named = data["recipe"] != ""
+        data["recipe"] = data["recipe"].where(named, data["dataset"].map(lambda d: default_recipe(str(d))))
     return data
 
 

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from kdbench.contracts.datasets import batched_crop
 from kdbench.errors import KdbenchError
+from kdbench.train.strong_view import StrongAugment
 
 
 def _stat_tensors(
@@ -136,6 +137,9 @@ class Batch:
     # exact key for "this sample under this augmentation", which the tests check pixels against.
     augment: AugmentParams | None
     skipped: int = 0  # files of a streamed batch that could not be decoded and were left out
+    # The same rows under the strong view (``kdbench.train.strong_view``), normalised like ``images``; None unless
+    # the run's method declares ``needs_strong_view``.
+    strong_images: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -155,6 +159,8 @@ def iterate_batches(
     channels_last: bool = False,
     rank: int = 0,
     world: int = 1,
+    strong: StrongAugment | None = None,
+    strong_generator: torch.Generator | None = None,
 ) -> Iterator[Batch]:
     """Yield normalized (and optionally augmented) batches over one epoch of a split.
 
@@ -166,6 +172,10 @@ def iterate_batches(
 
     With ``world`` > 1 (DDP), every rank draws the same epoch and keeps rows ``rank, rank + world, ...`` of
     each global batch of ``batch_size``: together the ranks see exactly what one process would.
+
+    With ``strong``, every batch also carries the strong view of its rows (``Batch.strong_images``), its
+    parameters drawn up front for every position from ``strong_generator`` alone, so the order and the weak view
+    are what they are without it.
     """
     if batch_size < 1:
         raise KdbenchError(f"batch_size must be >= 1, got {batch_size}")
@@ -179,6 +189,7 @@ def iterate_batches(
 
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     params = augment.sample(n, generator, device) if augment is not None else None
+    strong_params = strong.sample(n, strong_generator) if strong is not None else None
     order = order.to(device)
     label_order = order.to(labels.device)
 
@@ -193,9 +204,15 @@ def iterate_batches(
             x = augment(x, batch_params)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        strong_x = None
+        if strong is not None and strong_params is not None:
+            strong_x = strong(images_uint8[idx], strong_params[rows])
+            if channels_last:
+                strong_x = strong_x.contiguous(memory_format=torch.channels_last)
         yield Batch(
             images=_normalize_with(x, mean255, std255),
             labels=labels[label_order[rows]].to(device),
             indices=idx,
             augment=batch_params,
+            strong_images=_normalize_with(strong_x, mean255, std255) if strong_x is not None else None,
         )

@@ -25,9 +25,13 @@ def build_method_context(
         num_train=data.num_train,
         batch_size=recipe.batch_size,
         epochs=recipe.epochs,
-        student_feature_shapes=feature_shapes(student, image_size, channels) if needs_feats else [],
+        student_feature_shapes=(
+            feature_shapes(student, image_size, channels, preact=method.student_preact) if needs_feats else []
+        ),
         teacher_feature_shapes=(
-            feature_shapes(teacher, image_size, channels) if needs_feats and teacher is not None else []
+            feature_shapes(teacher, image_size, channels, preact=method.teacher_preact)
+            if needs_feats and teacher is not None
+            else []
         ),
         teacher_classifier=classifier_of(teacher) if teacher is not None else None,
         train_labels=data.train_labels,

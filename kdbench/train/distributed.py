@@ -34,14 +34,16 @@ class Shard:
         return self.rank == 0
 
 
-def wrap_student(student: nn.Module, shard: Shard, device: str) -> nn.Module:
-    """The student under DDP when there are several ranks (gradients all-reduced during backward)."""
+def wrap_student(student: nn.Module, shard: Shard, device: str, *, find_unused_parameters: bool = False) -> nn.Module:
+    """The student under DDP when there are several ranks (gradients all-reduced during backward).
+    ``find_unused_parameters``: some of the student's parameters may get no gradient (a student judged through its
+    method's head leaves its own classifier out of the loss)."""
     if not shard.distributed:
         return student
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return DistributedDataParallel(student, device_ids=ids)
+    return DistributedDataParallel(student, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
 def average_gradients(parameters: Iterable[nn.Parameter], shard: Shard) -> None:

@@ -22,7 +22,8 @@ from typing import Any, Protocol, cast
 import torch
 from torch import Tensor, nn
 
-from kdbench.contracts import DistillationMethod, StepInputs, TrainingRecipe
+from kdbench.contracts import DistillationMethod, LossTerms, StepInputs, TrainingRecipe
+from kdbench.contracts.models import forward_features
 from kdbench.train.batches import Batch
 from kdbench.train.callbacks import Callback, Callbacks, EpochEnd, TrainingStart
 from kdbench.train.distributed import (
@@ -101,23 +102,26 @@ def train(
         callbacks = [*callbacks, _ResumeCheckpoints(checkpointer, config.checkpoint_every, recipe.epochs,
                                                     lambda epoch: _state(epoch, student, method, optimizer, outcome))]
     hear = Callbacks(callbacks)
-    nets = _Networks.of(wrap_student(student, shard, config.device), teacher, teacher_logits, method, recipe.compile)
+    # a student judged through the method's head leaves its own classifier out of the loss: DDP must allow that
+    wrapped = wrap_student(student, shard, config.device, find_unused_parameters=method.provides_head)
+    nets = _Networks.of(wrapped, teacher, teacher_logits, method, recipe.compile)
+    judged = _JudgedThroughHead(student, method) if method.provides_head else student
     source = open_source(data, SourceSettings(
         batch_size=recipe.batch_size, augment=recipe.augment, drop_last=recipe.drop_last or method.full_batches_only,
         device=config.device, eval_batch_size=eval_batch_size(config.device, config.eval_batch_size),
         channels_last=_uses_channels_last(config),
-        loader_workers=config.loader_workers, shard=shard))
+        loader_workers=config.loader_workers, shard=shard, strong_view=method.needs_strong_view))
     try:
         check_shard(recipe.batch_size, source.size("train"), shard)
         hear.start(TrainingStart(config.label, recipe.epochs, source.steps, first_epoch))
         for epoch in range(first_epoch, recipe.epochs + 1):
             start = time.perf_counter()
             metrics = _train_epoch(nets, method, source, supervision, optimizer, config, epoch, hear)
-            broadcast_buffers(student, shard)
-            test = _evaluate(student, source, "test", config)
+            broadcast_buffers(judged, shard)
+            test = _evaluate(judged, source, "test", config)
             evaluated = {"test_top1": test.top1, "test_top5": test.top5}
             if source.size("val"):
-                val = _evaluate(student, source, "val", config)
+                val = _evaluate(judged, source, "val", config)
                 evaluated.update(val_top1=val.top1, val_top5=val.top5)
             metrics = metrics.model_copy(update=evaluated)
             outcome.add(metrics, time.perf_counter() - start)
@@ -132,6 +136,29 @@ def _evaluate(model: nn.Module, source: BatchSource, split: str, config: EngineC
     """Top-1/top-5 on a split; under DDP each rank counts its share and the counts are summed."""
     counts = hit_counts(model, source.eval_batches(split), config.device, config.mixed_precision)
     return Accuracy.of_counts(sum_over_ranks(counts, config.shard))
+
+
+class _JudgedThroughHead(nn.Module):
+    """The student as its method's own head judges it (``DistillationMethod.provides_head``, e.g. SimKD's projector
+    and the teacher's reused classifier): what every evaluation of such a run measures."""
+
+    def __init__(self, student: nn.Module, method: DistillationMethod) -> None:
+        super().__init__()
+        self.student, self.method = student, method
+
+    def forward(self, images: Tensor) -> Tensor:
+        feats, logits = forward_features(self.student, images, preact=self.method.student_preact)  # as in training
+        return self.method.head_logits(feats, logits)
+
+
+def _judged_logits(method: DistillationMethod, step: StepInputs, terms: LossTerms | None) -> Tensor:
+    """The logits a training step judges the student by: its own, or its method's head's (given with the loss
+    terms, so that the head runs once a step and a BatchNorm in it moves once)."""
+    if not method.provides_head or terms is None:
+        return step.student_logits
+    if terms.head_logits is None:
+        raise ValueError(f"{type(method).__name__} provides its own head: its loss_terms must give head_logits")
+    return terms.head_logits
 
 
 def _uses_channels_last(config: EngineConfig) -> bool:
@@ -213,6 +240,8 @@ class _Networks:
             teacher_logits = LiveTeacher(teacher)
         if method.needs_features and teacher_logits is not None and teacher is None:
             raise ValueError(f"{type(method).__name__} needs the teacher's features: give the live teacher")
+        if method.needs_strong_view and teacher_logits is not None and teacher is None:
+            raise ValueError(f"{type(method).__name__} reads the teacher on the strong view: give the live teacher")
         if compile:  # same function, fused kernels: an execution choice, not part of the run key
             compiled = cast(nn.Module, torch.compile(student))  # an OptimizedModule: torch types it as any callable
             return cls(compiled, teacher, teacher_logits, torch.compile(method.loss_terms))
@@ -223,19 +252,31 @@ def _forward(nets: _Networks, method: DistillationMethod, batch: Batch, epoch: i
              supervision: Supervision) -> StepInputs:
     """Both networks on one batch: features only for methods that need them, the teacher without grad."""
     needs_feats = method.needs_features
-    out = nets.student(batch.images, features=True) if needs_feats else nets.student(batch.images)
-    s_feats, s_logits = out if needs_feats else (None, out)
+    s_feats: list[Tensor] | None = None
+    if needs_feats:
+        s_feats, s_logits = forward_features(nets.student, batch.images, preact=method.student_preact)
+    else:
+        s_logits = nets.student(batch.images)
     t_feats = t_logits = None
     if needs_feats and nets.teacher is not None:
         with torch.no_grad():
-            t_feats, t_logits = nets.teacher(batch.images, features=True)
+            t_feats, t_logits = forward_features(nets.teacher, batch.images, preact=method.teacher_preact)
     elif nets.teacher_logits is not None:
         t_logits = nets.teacher_logits(batch)
+    s_strong = t_strong = None
+    if method.needs_strong_view:  # the strong view: its own forward passes; the teacher live (no cache has it)
+        if batch.strong_images is None:
+            raise ValueError(f"{type(method).__name__} needs a strong view, and the batch has none")
+        s_strong = nets.student(batch.strong_images)
+        if nets.teacher is not None:
+            with torch.no_grad():
+                t_strong = nets.teacher(batch.strong_images)
     return StepInputs(
         student_logits=s_logits, targets=batch.labels, epoch=epoch,
         indices=batch.indices if method.needs_indices else None,
         teacher_logits=t_logits, student_feats=s_feats, teacher_feats=t_feats,
         revise_teacher=supervision.teacher_revision,
+        student_logits_strong=s_strong, teacher_logits_strong=t_strong,
     )
 
 
@@ -272,11 +313,12 @@ def _train_epoch(
             continue
         with autocast(device, config.mixed_precision):
             step = _forward(nets, method, batch, epoch, supervision)
-            loss = (supervision.batch_loss(nets.loss_terms(step), step.student_logits, step.teacher_logits,
-                                           batch.labels, batch.indices) if rows else None)
+            terms = nets.loss_terms(step) if rows else None
+            logits = _judged_logits(method, step, terms)
+            loss = (supervision.batch_loss(terms, logits, step.teacher_logits, batch.labels, batch.indices)
+                    if terms is not None else None)
         if shard.distributed:
-            objective, loss_times_rows, logged = _rank_share(loss, step.student_logits, supervision, rows, shard,
-                                                             device)
+            objective, loss_times_rows, logged = _rank_share(loss, logits, supervision, rows, shard, device)
         else:
             assert loss is not None
             objective, loss_times_rows, logged = _one_process_share(loss, rows)
@@ -287,7 +329,7 @@ def _train_epoch(
         optimizer.step()
         seen += rows
         loss_sum += loss_times_rows
-        correct += (step.student_logits.detach().argmax(1) == batch.labels).sum()
+        correct += (logits.detach().argmax(1) == batch.labels).sum()
         for name, value in logged.items():
             sums[name] = sums.get(name, 0.0) + value
         hear.step()

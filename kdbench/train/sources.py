@@ -2,7 +2,8 @@
 evaluates through one :class:`BatchSource` and never asks which kind it has.
 
 * :class:`HeldSource` (CIFAR, digits, synthetic): the batched pad-crop-flip of ``kdbench.train.batches``
-  over uint8 tensors on the device; an epoch's permutation and crops are drawn from ``(seed, epoch)``.
+  over uint8 tensors on the device; an epoch's permutation and crops are drawn from ``(seed, epoch)``, and so
+  is the strong view (``kdbench.train.strong_view``) when the method needs one.
 * :class:`StreamedSource` (image folders): the dataset's own streams (decoding in worker processes, opened
   once per run), moved to the device batch by batch; an epoch is again a function of ``(seed, epoch)``.
 
@@ -15,13 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from kdbench.contracts import BatchStream, ImageDataset, StreamedDataset, StreamRequest
+from kdbench.errors import KdbenchError
 from kdbench.train.batches import Batch, iterate_batches, training_augmentation
 from kdbench.train.distributed import Shard
+from kdbench.train.strong_view import StrongAugment, strong_view_seed
 
 #: Either kind of dataset a run can train on.
 AnyDataset = ImageDataset | StreamedDataset
@@ -39,6 +43,7 @@ class SourceSettings:
     channels_last: bool = False
     loader_workers: int = 4
     shard: Shard = Shard()
+    strong_view: bool = False  # every training batch also carries its rows' strong view (needs_strong_view)
 
     @classmethod
     def evaluation(cls, device: str, batch_size: int, loader_workers: int) -> SourceSettings:
@@ -71,7 +76,14 @@ class HeldSource:
             data.train_images, data.train_labels, batch_size=s.batch_size, mean=data.mean, std=data.std,
             shuffle=True, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)),
             augment=training_augmentation(s.augment), drop_last=s.drop_last, channels_last=s.channels_last,
-            rank=s.shard.rank, world=s.shard.world)
+            rank=s.shard.rank, world=s.shard.world, **self._strong(seed, epoch))
+
+    def _strong(self, seed: int, epoch: int) -> dict[str, Any]:
+        """The strong view's policy and its own generator for the epoch (nothing without a strong view)."""
+        if not self.settings.strong_view:
+            return {}
+        return {"strong": StrongAugment(),
+                "strong_generator": torch.Generator().manual_seed(strong_view_seed(epoch_seed(seed, epoch)))}
 
     def eval_batches(self, split: str) -> Iterator[Batch]:
         s = self.settings
@@ -89,6 +101,9 @@ class StreamedSource:
     streamed = True
 
     def __init__(self, data: StreamedDataset, settings: SourceSettings) -> None:
+        if settings.strong_view:
+            raise KdbenchError("a strong augmented view (a method with needs_strong_view, e.g. mlkd) is made for "
+                               "datasets held in memory only, not for a streamed image folder")
         self.data, self.settings = data, settings
         self._streams: dict[str, BatchStream] = {}
 

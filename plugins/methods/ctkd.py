@@ -4,13 +4,14 @@ Why: instead of a fixed KD temperature, CTKD learns one adversarially. A trainab
 KD loss (it looks for the temperature hardest for the student) while the student descends it, through a
 gradient-reversal layer (Ganin & Lempitsky 2015) whose strength grows from 0 (an easy task) to full reversal
 over the first epochs: a curriculum. This is the paper's "global" variant, one temperature for all samples.
-Formulas, defaults and the epoch convention: docs/methods.md §3.
+Formulas, defaults and the epoch convention: docs/methods.md §3. ``logit_std`` Z-scores both logit vectors
+first (logit standardization, Sun et al., CVPR 2024; docs/methods.md, LS).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -21,12 +22,16 @@ from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
     MethodContext,
+    PairInfo,
     StepInputs,
     cross_entropy_per_sample,
     hookimpl,
     kl_from_target,
+    standardize_logits,
     upcast,
 )
+
+from ._logit_std import LS_KD_WEIGHT, unset, without_default_logit_std
 
 
 class GradientReversal(torch.autograd.Function):
@@ -78,6 +83,8 @@ class CTKD(DistillationMethod):
 
     τ = tau_min + tau_range·sigmoid(GRL_λ(θ)), θ learnable (init ``init_theta``) and trained with the
     student; λ_e = (cos(π·min(e, ramp_epochs)/ramp_epochs) − 1)/2 is set at the start of every epoch.
+    ``logit_std``: both logit vectors are Z-scored per sample before the division by τ; the CE keeps the
+    student's raw logits. Off by default, and then left out of the run key.
     """
 
     owns_logit_loss: ClassVar[bool] = True
@@ -85,20 +92,29 @@ class CTKD(DistillationMethod):
     def __init__(
         self,
         gamma: float = 0.1,
-        alpha: float = 0.9,
+        alpha: float | None = None,
         init_theta: float = 1.0,
         tau_min: float = 1.0,
         tau_range: float = 20.0,
         ramp_epochs: int = 10,
+        logit_std: bool = False,
     ) -> None:
         super().__init__()
-        self.gamma, self.alpha = float(gamma), float(alpha)
+        self.gamma = float(gamma)
+        self.alpha = unset(alpha, 0.9, LS_KD_WEIGHT, bool(logit_std))
         self.init_theta = float(init_theta)
         self.tau_min, self.tau_range = float(tau_min), float(tau_range)
         self.ramp_epochs = int(ramp_epochs)
+        self.logit_std = bool(logit_std)
         # Before the first epoch starts λ is that of "epoch 0": no gradient reaches θ.
         self.reversal = cosine_reversal_coefficient(0, self.ramp_epochs)
         self.temperature: GlobalTemperature | None = None
+
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
+        """α filled in: 0.9, or with ``logit_std`` LS's KD weight 9."""
+        ls = bool(params.get("logit_std", False))
+        return without_default_logit_std({**params, "alpha": unset(params.get("alpha"), 0.9, LS_KD_WEIGHT, ls)})
 
     def setup(self, ctx: MethodContext) -> None:
         self.temperature = GlobalTemperature(self.init_theta)
@@ -117,6 +133,8 @@ class CTKD(DistillationMethod):
         if step.teacher_logits is None:
             raise ValueError("ctkd needs teacher logits")
         zs, zt = upcast(step.student_logits), upcast(step.teacher_logits)
+        if self.logit_std:
+            zs, zt = standardize_logits(zs), standardize_logits(zt)
         dtype = torch.promote_types(zs.dtype, zt.dtype)
         tau = self.current_temperature().to(torch.promote_types(dtype, torch.float32))
         log_p_s = F.log_softmax(zs / tau, dim=1)

@@ -4,7 +4,8 @@ Why: classic KD couples two parts through ``1 − p_t,y``: TCKD (how confident t
 and NCKD (the "dark knowledge" over the other classes), and so scales NCKD down on exactly the samples the
 teacher is sure of. DKD weights the two separately, β per teacher/student pair, after a linear warm-up, and
 has no Hinton KD term besides them. Formulas, the β table and the defaults (mdistiller's, which reproduce
-the published CIFAR-100 numbers): docs/methods.md §3.
+the published CIFAR-100 numbers): docs/methods.md §3. ``logit_std`` Z-scores both logit vectors first (logit
+standardization, Sun et al., CVPR 2024; docs/methods.md, LS).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from kdbench.contracts import (
     cross_entropy_per_sample,
     hookimpl,
     kl_from_target,
+    standardize_logits,
     upcast,
 )
+
+from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, without_default_logit_std
 
 DEFAULT_BETA = 8.0
 # (teacher, student) → β, as published for CIFAR-100 (DKD paper / mdistiller configs).
@@ -102,38 +106,48 @@ class DKD(DistillationMethod):
     """Decoupled KD (Zhao et al. 2022): ce_weight·CE + min(epoch/warmup, 1)·(α·T²·TCKD + β·T²·NCKD).
 
     ``beta=None`` takes β from the published per-pair table ``PAIR_BETA`` (docs/methods.md §3), else 8.
+    ``logit_std``: both logit vectors are Z-scored per sample before the temperature (and the target mask); the CE
+    keeps the student's raw logits. Off by default, and then left out of the run key.
     """
 
     owns_logit_loss: ClassVar[bool] = True
 
     def __init__(
         self,
-        alpha: float = 1.0,
+        alpha: float | None = None,
         beta: float | None = None,
-        T: float = 4.0,
+        T: float | None = None,
         ce_weight: float = 1.0,
         warmup: float = 20,
+        logit_std: bool = False,
     ) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        ls = bool(logit_std)
+        self.alpha = unset(alpha, 1.0, LS_KD_WEIGHT, ls)
         # Constructed directly (not through a suite) with beta=None: the pair-independent default.
-        self.beta = DEFAULT_BETA if beta is None else float(beta)
-        self.T = float(T)
+        self.beta = unset(beta, DEFAULT_BETA, LS_KD_WEIGHT * DEFAULT_BETA, ls)
+        self.T = unset(T, 4.0, LS_BASE_TEMPERATURE, ls)
         self.ce_weight = float(ce_weight)
         self.warmup = float(warmup)
+        self.logit_std = bool(logit_std)
 
     @classmethod
     def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
-        """Fill β from the (teacher, student) table when it is not given; an explicit β is kept."""
-        resolved = dict(params)
-        if resolved.get("beta") is None:
-            resolved["beta"] = PAIR_BETA.get((pair.teacher or "", pair.student), DEFAULT_BETA)
-        return resolved
+        """Fill β from the (teacher, student) table when it is not given (an explicit β is kept), and α and T;
+        with ``logit_std``, LS's settings: T 2, α and the table's β multiplied by 9."""
+        ls = bool(params.get("logit_std", False))
+        table_beta = PAIR_BETA.get((pair.teacher or "", pair.student), DEFAULT_BETA)
+        resolved = {**params, "alpha": unset(params.get("alpha"), 1.0, LS_KD_WEIGHT, ls),
+                    "beta": unset(params.get("beta"), table_beta, LS_KD_WEIGHT * table_beta, ls),
+                    "T": unset(params.get("T"), 4.0, LS_BASE_TEMPERATURE, ls)}
+        return without_default_logit_std(resolved)
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         if step.teacher_logits is None:
             raise ValueError("dkd needs teacher logits")
         zs, zt, y = step.student_logits, step.teacher_logits, step.targets
+        if self.logit_std:
+            zs, zt = standardize_logits(zs), standardize_logits(zt)
         ramp = warmup_factor(step.epoch, self.warmup)
         scale = self.T**2
         if step.revise_teacher is not None:  # Label Revision: split the revised distribution (§7)
@@ -143,7 +157,7 @@ class DKD(DistillationMethod):
             tckd, nckd = tckd_per_sample(zs, zt, y, self.T), nckd_per_sample(zs, zt, y, self.T)
         return LossTerms(
             sample={
-                "ce": self.ce_weight * cross_entropy_per_sample(zs, y),
+                "ce": self.ce_weight * cross_entropy_per_sample(step.student_logits, y),
                 "tckd": ramp * self.alpha * scale * tckd,
                 "nckd": ramp * self.beta * scale * nckd,
             }

@@ -1,29 +1,54 @@
-"""Hinton et al. (2015) knowledge distillation (docs/methods.md §3)."""
+"""Hinton et al. (2015) knowledge distillation (docs/methods.md §3), with the option of logit standardization
+(``logit_std``; Sun et al., CVPR 2024; docs/methods.md, LS)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kdbench.contracts import (
     DistillationMethod,
     LossTerms,
+    PairInfo,
     StepInputs,
     cross_entropy_per_sample,
     hookimpl,
     kl_per_sample,
+    standardize_logits,
 )
+
+from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, without_default_logit_std
 
 
 class HintonKD(DistillationMethod):
-    """Hinton et al. (2015): γ·CE + α·T²·KL(σ_T(zt) ‖ σ_T(zs)), batchmean."""
+    """Hinton et al. (2015): γ·CE + α·T²·KL(σ_T(zt) ‖ σ_T(zs)), batchmean.
 
-    def __init__(self, T: float = 4.0, gamma: float = 0.1, alpha: float = 0.9) -> None:
+    ``logit_std``: both logit vectors are Z-scored per sample (``standardize_logits``) before the temperature;
+    the CE keeps the student's raw logits. Off by default, and then left out of the run key.
+    """
+
+    def __init__(self, T: float | None = None, gamma: float = 0.1, alpha: float | None = None,
+                 logit_std: bool = False) -> None:
         super().__init__()
-        self.T, self.gamma, self.alpha = float(T), float(gamma), float(alpha)
+        self.logit_std = bool(logit_std)
+        self.T = unset(T, 4.0, LS_BASE_TEMPERATURE, self.logit_std)
+        self.alpha = unset(alpha, 0.9, LS_KD_WEIGHT, self.logit_std)
+        self.gamma = float(gamma)
+
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
+        """T and α filled in (4 and 0.9; with ``logit_std`` LS's 2 and 9), so the key holds what ran."""
+        ls = bool(params.get("logit_std", False))
+        resolved = {**params, "T": unset(params.get("T"), 4.0, LS_BASE_TEMPERATURE, ls),
+                    "alpha": unset(params.get("alpha"), 0.9, LS_KD_WEIGHT, ls)}
+        return without_default_logit_std(resolved)
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         assert step.teacher_logits is not None
-        kl = kl_per_sample(step.teacher_logits, step.student_logits, self.T)
+        zs, zt = step.student_logits, step.teacher_logits
+        if self.logit_std:
+            zs, zt = standardize_logits(zs), standardize_logits(zt)
+        kl = kl_per_sample(zt, zs, self.T)
         return LossTerms(
             sample={
                 "ce": self.gamma * cross_entropy_per_sample(step.student_logits, step.targets),

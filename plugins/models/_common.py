@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -28,3 +31,26 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave the channels of ``groups`` groups so information crosses group boundaries."""
     n, c, h, w = x.shape
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class EndsInReLU(Protocol):
+    """A block whose output is ``relu(block.pre_activation(x))``."""
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def stage_with_preact(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stage's output and its last block's value before the final ReLU (``forward(..., preact=True)``)."""
+    blocks = list(stage)
+    for block in blocks[:-1]:
+        x = block(x)
+    pre = cast(EndsInReLU, blocks[-1]).pre_activation(x)
+    return F.relu(pre), pre
+
+
+def batch_norm_unrecorded(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``bn(x)`` without touching its running statistics: batch statistics in training mode, running ones in
+    eval mode. For a second look at a map that the network normalises itself (a WRN's pre-activation feature)."""
+    if bn.training:
+        return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, momentum=0.0, eps=bn.eps)
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps)

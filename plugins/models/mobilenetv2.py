@@ -85,7 +85,8 @@ class MobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(last, num_classes))
         init_weights(self, linear_std=0.01)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
+        # ``preact`` changes nothing: the stage features are BN outputs of linear bottlenecks, with no ReLU to skip
         out = self.conv1(x)
         feats = [out]
         for i, stage in enumerate(self.blocks):

@@ -15,7 +15,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import init_weights
+from ._common import init_weights, stage_with_preact
 
 
 class BasicBlock(nn.Module):
@@ -33,11 +33,15 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual sum, before the block's final ReLU."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        return out + shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.pre_activation(x))
 
 
 class CifarResNet(nn.Module):
@@ -63,14 +67,19 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(widths[3], num_classes)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        f1 = self.layer1(f0)
-        f2 = self.layer2(f1)
-        f3 = self.layer3(f2)
+        if features and preact:  # each stage's last residual sum before its ReLU (RepDistiller's preact)
+            f1, p1 = stage_with_preact(self.layer1, f0)
+            f2, p2 = stage_with_preact(self.layer2, f1)
+            f3, p3 = stage_with_preact(self.layer3, f2)
+        else:
+            f1 = p1 = self.layer1(f0)
+            f2 = p2 = self.layer2(f1)
+            f3 = p3 = self.layer3(f2)
         pooled = torch.flatten(self.avgpool(f3), 1)
         logits = self.fc(pooled)
-        return ([f0, f1, f2, f3, pooled], logits) if features else logits
+        return ([f0, p1, p2, p3, pooled], logits) if features else logits
 
 
 _BASE = (16, 16, 32, 64)

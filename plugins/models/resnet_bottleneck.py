@@ -15,7 +15,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import init_weights
+from ._common import init_weights, stage_with_preact
 
 
 class Bottleneck(nn.Module):
@@ -38,11 +38,15 @@ class Bottleneck(nn.Module):
                 nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False), nn.BatchNorm2d(out_planes)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual sum, before the block's final ReLU."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return F.relu(out + self.shortcut(x))
+        return out + self.shortcut(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.pre_activation(x))
 
 
 class BottleneckResNet(nn.Module):
@@ -64,15 +68,19 @@ class BottleneckResNet(nn.Module):
         self.linear = nn.Linear(in_planes, num_classes)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        f1 = self.layer1(f0)
-        f2 = self.layer2(f1)
-        f3 = self.layer3(f2)
-        f4 = self.layer4(f3)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(f4, 1), 1)
+        out, feats = f0, [f0]
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            if features and preact:  # the stage's last residual sum before its ReLU (RepDistiller's preact)
+                out, pre = stage_with_preact(stage, out)
+                feats.append(pre)
+            else:
+                out = stage(out)
+                feats.append(out)
+        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
         logits = self.linear(pooled)
-        return ([f0, f1, f2, f3, f4, pooled], logits) if features else logits
+        return ([*feats, pooled], logits) if features else logits
 
 
 def resnet50(num_classes: int = 100) -> BottleneckResNet:

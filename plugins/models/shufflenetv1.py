@@ -17,7 +17,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import channel_shuffle, init_weights
+from ._common import channel_shuffle, init_weights, stage_with_preact
 
 
 class ShuffleUnitV1(nn.Module):
@@ -36,14 +36,18 @@ class ShuffleUnitV1(nn.Module):
         self.conv3 = nn.Conv2d(mid, out_planes, 1, groups=groups, bias=False)
         self.bn3 = nn.BatchNorm2d(out_planes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The sum (or concatenation) of branch and shortcut, before the unit's final ReLU."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = channel_shuffle(out, self.first_groups)
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.stride == 2:
-            return F.relu(torch.cat([out, F.avg_pool2d(x, 3, stride=2, padding=1)], dim=1))
-        return F.relu(out + x)
+            return torch.cat([out, F.avg_pool2d(x, 3, stride=2, padding=1)], dim=1)
+        return out + x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.pre_activation(x))
 
 
 class ShuffleNetV1(nn.Module):
@@ -70,14 +74,19 @@ class ShuffleNetV1(nn.Module):
         self.linear = nn.Linear(in_planes, num_classes)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        f1 = self.layer1(f0)
-        f2 = self.layer2(f1)
-        f3 = self.layer3(f2)
+        if features and preact:  # each stage's last unit before its ReLU (RepDistiller's preact)
+            f1, p1 = stage_with_preact(self.layer1, f0)
+            f2, p2 = stage_with_preact(self.layer2, f1)
+            f3, p3 = stage_with_preact(self.layer3, f2)
+        else:
+            f1 = p1 = self.layer1(f0)
+            f2 = p2 = self.layer2(f1)
+            f3 = p3 = self.layer3(f2)
         pooled = torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1)
         logits = self.linear(pooled)
-        return ([f0, f1, f2, f3, pooled], logits) if features else logits
+        return ([f0, p1, p2, p3, pooled], logits) if features else logits
 
 
 def shufflev1(num_classes: int = 100) -> ShuffleNetV1:

@@ -16,7 +16,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import channel_shuffle, init_weights
+from ._common import channel_shuffle, init_weights, stage_with_preact
 
 
 def _conv(in_c: int, out_c: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -41,6 +41,15 @@ class BasicUnitV2(nn.Module):
         out = F.relu(self.bn1(self.conv1(work)))
         out = self.bn2(self.conv2(out))
         out = F.relu(self.bn3(self.conv3(out)))
+        return channel_shuffle(torch.cat([keep, out], dim=1), 2)
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The output with the transformed half taken before its final ReLU (same channel order). The kept
+        half is a ReLU output already (≥ 0), so ``relu(pre_activation(x))`` equals ``forward(x)``."""
+        keep, work = x.chunk(2, dim=1)
+        out = F.relu(self.bn1(self.conv1(work)))
+        out = self.bn2(self.conv2(out))
+        out = self.bn3(self.conv3(out))
         return channel_shuffle(torch.cat([keep, out], dim=1), 2)
 
 
@@ -95,15 +104,20 @@ class ShuffleNetV2(nn.Module):
         self.linear = nn.Linear(last_channels, num_classes)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        f1 = self.layer1(f0)
-        f2 = self.layer2(f1)
-        f3 = self.layer3(f2)
+        if features and preact:  # each stage's last unit before its final ReLU (RepDistiller's preact)
+            f1, p1 = stage_with_preact(self.layer1, f0)
+            f2, p2 = stage_with_preact(self.layer2, f1)
+            f3, p3 = stage_with_preact(self.layer3, f2)
+        else:
+            f1 = p1 = self.layer1(f0)
+            f2 = p2 = self.layer2(f1)
+            f3 = p3 = self.layer3(f2)
         out = F.relu(self.bn2(self.conv2(f3)))
         pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
         logits = self.linear(pooled)
-        return ([f0, f1, f2, f3, pooled], logits) if features else logits
+        return ([f0, p1, p2, p3, pooled], logits) if features else logits
 
 
 def shufflev2(num_classes: int = 100) -> ShuffleNetV2:

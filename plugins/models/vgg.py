@@ -51,15 +51,21 @@ class VGG(nn.Module):
         self.classifier = nn.Linear(in_channels, num_classes)
         init_weights(self, linear_std=0.01)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         large_input = x.shape[-2] >= 64
         f0 = F.relu(self.block0(x))
-        f1 = F.relu(self.block1(F.max_pool2d(f0, 2)))
-        f2 = F.relu(self.block2(F.max_pool2d(f1, 2)))
-        f3 = F.relu(self.block3(F.max_pool2d(f2, 2)))
-        f4 = F.relu(self.block4(F.max_pool2d(f3, 2) if large_input else f3))
+        p1 = self.block1(F.max_pool2d(f0, 2))
+        f1 = F.relu(p1)
+        p2 = self.block2(F.max_pool2d(f1, 2))
+        f2 = F.relu(p2)
+        p3 = self.block3(F.max_pool2d(f2, 2))
+        f3 = F.relu(p3)
+        p4 = self.block4(F.max_pool2d(f3, 2) if large_input else f3)
+        f4 = F.relu(p4)
         pooled = torch.flatten(F.adaptive_avg_pool2d(f4, 1), 1)
         logits = self.classifier(pooled)
+        if features and preact:  # each block's last BN output, before the ReLU (RepDistiller's preact)
+            return [f0, p1, p2, p3, p4, pooled], logits
         return ([f0, f1, f2, f3, f4, pooled], logits) if features else logits
 
 

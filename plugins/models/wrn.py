@@ -2,12 +2,14 @@
 
 Key names follow RepDistiller's ``wrn.py``: ``conv1`` stem, ``block{1,2,3}.layer.{i}`` units with
 ``bn1/conv1/bn2/conv2`` and a ``convShortcut`` (1x1, no BN) only where the width changes, then a final
-``bn1`` and ``fc``. Features are the raw residual sums of each stage (no trailing BN-ReLU).
+``bn1`` and ``fc``. Features are the raw residual sums of each stage (no trailing BN-ReLU); with ``preact=True``
+each sum passes through the BN that pre-activates it next, as RepDistiller's ``preact`` features.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +17,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import init_weights
+from ._common import batch_norm_unrecorded, init_weights
 
 
 class WideBasicBlock(nn.Module):
@@ -71,13 +73,23 @@ class WideResNet(nn.Module):
         self.fc = nn.Linear(widths[3], num_classes)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> ModelOutput:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = self.conv1(x)
         f1 = self.block1(f0)
         f2 = self.block2(f1)
         f3 = self.block3(f2)
         pooled = torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn1(f3)), 1), 1)
         logits = self.fc(pooled)
+        if features and preact:
+            # RepDistiller's preact: each sum through the BN that pre-activates it next (the next stage's first
+            # unit's bn1, or the final bn1), without the ReLU; these BNs' running statistics are not moved twice
+            next_bns = (
+                cast(WideBasicBlock, self.block2.layer[0]).bn1,
+                cast(WideBasicBlock, self.block3.layer[0]).bn1,
+                self.bn1,
+            )
+            p1, p2, p3 = (batch_norm_unrecorded(bn, f) for bn, f in zip(next_bns, (f1, f2, f3), strict=True))
+            return [f0, p1, p2, p3, pooled], logits
         return ([f0, f1, f2, f3, pooled], logits) if features else logits
 
 

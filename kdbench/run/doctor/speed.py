@@ -35,8 +35,8 @@ STANDARD_CPU = StepSize("resnet32x4", "resnet8x4", batch_size=64, steps=3)
 STANDARD_GPU = StepSize("resnet32x4", "resnet8x4", batch_size=64, steps=100)
 
 
-def prepared_run(registry: Registry, name: str, device: str, size: StepSize,
-                 epochs: int = 1) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def prepared_run(registry: Registry, name: str, device: str, size: StepSize, epochs: int = 1,
+                 params: dict[str, Any] | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """(the engine call's arguments, its keyword arguments) for method ``name`` on the pair, set up as a run
     would be: the method's defaults for the pair, its own modules built, the data already on the device."""
     data = registry.get("dataset", "synthetic").create(
@@ -50,15 +50,16 @@ def prepared_run(registry: Registry, name: str, device: str, size: StepSize,
     teacher = registry.get("model", size.teacher).create(num_classes=size.num_classes).eval()
     comp = registry.get("method", name)
     pair = PairInfo(size.student, size.teacher)
-    method = comp.factory(**comp.factory.resolve_params(comp.resolve({}), pair))
+    method = comp.factory(**comp.factory.resolve_params(comp.resolve(params or {}), pair))
     method.setup(build_method_context(method, student, teacher, data, pair, recipe))
     config = EngineConfig(recipe=recipe, seed=0, device=device, eval_batch_size=size.batch_size)
     return (student, method, data, config), {"teacher": teacher if method.uses_teacher else None}
 
 
-def images_per_second(registry: Registry, name: str, device: str, size: StepSize) -> float:
+def images_per_second(registry: Registry, name: str, device: str, size: StepSize,
+                      params: dict[str, Any] | None = None) -> float:
     """Training images per second of the second of two epochs (the first takes the allocations, the lazy
     initialisation and on a GPU the kernel choice)."""
-    args, kwargs = prepared_run(registry, name, device, size, epochs=2)
+    args, kwargs = prepared_run(registry, name, device, size, epochs=2, params=params)
     outcome = train(*args, **kwargs)
     return outcome.epochs[-1].train_images_per_s
