@@ -129,3 +129,35 @@ def test_a_published_number_is_matched_by_recipe_and_logit_standardization():
     assert found.loc["KD+LS", "paper"] == 76.62 and found.loc["KD+LS", "mean"] == 76.0  # no recipe name: CRD's
     assert found.loc["KD", "paper"] == 74.12 and found.loc["KD", "mean"] == 74.0
     assert 70.0 not in set(found["mean"])  # MLKD+LS on the CRD recipe has no published number
+
+
+def test_the_suite_table_shows_mlkd_ls_beside_its_number_only_on_its_recipe(tmp_path):
+    """Through write_suite_tables, as `kdbench tables` runs it: MLKD+LS on MLKD's recipe (480 epochs, lr 0.025)
+    gets the published 78.28 in the published block; the same method on the CRD recipe gets none."""
+    from dataclasses import replace
+
+    from tests.records import RECIPE
+
+    mlkd_recipe = replace(RECIPE, epochs=480, batch_size=64, lr=0.025, milestones=(150, 180, 210),
+                          weight_decay=5e-4)
+    store = RunStore(tmp_path)
+    for seed, acc in enumerate([78.0, 78.5, 79.0]):
+        spec = make_spec("MLKD+LS", "mlkd", "resnet32x4", "resnet8x4", seed, suite="sota", order=(0, 1))
+        spec = replace(spec, dataset=DatasetRef("cifar100", {}, "1"), recipe=mlkd_recipe,
+                       method=ComponentRef("mlkd", {"T": 2.0, "alpha": 9.0, "logit_std": True}, "1"))
+        store.write_record(spec, make_record(spec, acc, acc, teacher_top1=79.0).model_copy(
+            update={"dataset": "cifar100"}))
+    table, _ = write_suite_tables(store.suite_dir("sota"), tmp_path / "out")
+    paper = pd.read_csv(tmp_path / "out" / "paper.csv").set_index("row")
+    assert paper.loc["MLKD+LS", "paper"] == 78.28 and paper.loc["MLKD+LS", "mean"] == pytest.approx(78.5)
+    assert "MLKD" not in paper.index  # the run standardizes its logits: plain MLKD's 77.08 is not its number
+    other = RunStore(tmp_path / "crd")
+    spec = make_spec("MLKD+LS", "mlkd", "resnet32x4", "resnet8x4", 0, suite="sota", order=(0, 1))
+    crd = replace(RECIPE, epochs=240, batch_size=64, lr=0.05, milestones=(150, 180, 210), weight_decay=5e-4)
+    spec = replace(spec, dataset=DatasetRef("cifar100", {}, "1"), recipe=crd,
+                   method=ComponentRef("mlkd", {"T": 2.0, "alpha": 9.0, "logit_std": True}, "1"))
+    record = make_record(spec, 78.0, 78.0, teacher_top1=79.0).model_copy(update={"dataset": "cifar100"})
+    other.write_record(spec, record)
+    write_suite_tables(other.suite_dir("sota"), tmp_path / "out_crd")
+    crd_paper = pd.read_csv(tmp_path / "out_crd" / "paper.csv").set_index("row")
+    assert "MLKD+LS" not in crd_paper.index and "Teacher" in crd_paper.index
