@@ -31,3 +31,13 @@ def unset(value: float | None, plain: float, standardized: float, logit_std: boo
 def without_default_logit_std(params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` less ``logit_std`` when it is off (absent from a key = its default, False)."""
     return {k: v for k, v in params.items() if not (k == "logit_std" and v is False)}
+
+
+def with_ls_defaults(params: Mapping[str, Any], defaults: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+    """``params`` with each parameter of ``defaults`` (name → (plain default, LS default)) filled in when unset,
+    by whether ``logit_std`` is on, and ``logit_std`` left out while it is off: a method's resolved parameters,
+    so its run key holds what trained."""
+    ls = bool(params.get("logit_std", False))
+    filled = {name: unset(params.get(name), plain, standardized, ls)
+              for name, (plain, standardized) in defaults.items()}
+    return without_default_logit_std({**params, **filled})

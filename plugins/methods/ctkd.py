@@ -31,7 +31,7 @@ from kdbench.contracts import (
     upcast,
 )
 
-from ._logit_std import LS_KD_WEIGHT, unset, without_default_logit_std
+from ._logit_std import LS_KD_WEIGHT, unset, with_ls_defaults
 
 
 class GradientReversal(torch.autograd.Function):
@@ -113,8 +113,7 @@ class CTKD(DistillationMethod):
     @classmethod
     def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
         """α filled in: 0.9, or with ``logit_std`` LS's KD weight 9."""
-        ls = bool(params.get("logit_std", False))
-        return without_default_logit_std({**params, "alpha": unset(params.get("alpha"), 0.9, LS_KD_WEIGHT, ls)})
+        return with_ls_defaults(params, {"alpha": (0.9, LS_KD_WEIGHT)})
 
     def setup(self, ctx: MethodContext) -> None:
         self.temperature = GlobalTemperature(self.init_theta)

@@ -29,7 +29,7 @@ from kdbench.contracts import (
     upcast,
 )
 
-from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, without_default_logit_std
+from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, with_ls_defaults
 
 DEFAULT_BETA = 8.0
 # (teacher, student) → β, as published for CIFAR-100 (DKD paper / mdistiller configs).
@@ -135,12 +135,9 @@ class DKD(DistillationMethod):
     def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
         """Fill β from the (teacher, student) table when it is not given (an explicit β is kept), and α and T;
         with ``logit_std``, LS's settings: T 2, α and the table's β multiplied by 9."""
-        ls = bool(params.get("logit_std", False))
         table_beta = PAIR_BETA.get((pair.teacher or "", pair.student), DEFAULT_BETA)
-        resolved = {**params, "alpha": unset(params.get("alpha"), 1.0, LS_KD_WEIGHT, ls),
-                    "beta": unset(params.get("beta"), table_beta, LS_KD_WEIGHT * table_beta, ls),
-                    "T": unset(params.get("T"), 4.0, LS_BASE_TEMPERATURE, ls)}
-        return without_default_logit_std(resolved)
+        return with_ls_defaults(params, {"alpha": (1.0, LS_KD_WEIGHT), "beta": (table_beta, LS_KD_WEIGHT * table_beta),
+                                         "T": (4.0, LS_BASE_TEMPERATURE)})
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         if step.teacher_logits is None:

@@ -17,7 +17,7 @@ from kdbench.contracts import (
     standardize_logits,
 )
 
-from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, without_default_logit_std
+from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, with_ls_defaults
 
 
 class HintonKD(DistillationMethod):
@@ -38,10 +38,7 @@ class HintonKD(DistillationMethod):
     @classmethod
     def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
         """T and α filled in (4 and 0.9; with ``logit_std`` LS's 2 and 9), so the key holds what ran."""
-        ls = bool(params.get("logit_std", False))
-        resolved = {**params, "T": unset(params.get("T"), 4.0, LS_BASE_TEMPERATURE, ls),
-                    "alpha": unset(params.get("alpha"), 0.9, LS_KD_WEIGHT, ls)}
-        return without_default_logit_std(resolved)
+        return with_ls_defaults(params, {"T": (4.0, LS_BASE_TEMPERATURE), "alpha": (0.9, LS_KD_WEIGHT)})
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         assert step.teacher_logits is not None

@@ -42,7 +42,7 @@ from kdbench.contracts import (
     upcast,
 )
 
-from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, without_default_logit_std
+from ._logit_std import LS_BASE_TEMPERATURE, LS_KD_WEIGHT, unset, with_ls_defaults
 
 #: The temperatures the reference adds to the base one, in its order (KD_ours.py: 3.0, 5.0, 2.0, 6.0).
 EXTRA_TEMPERATURES = (3.0, 5.0, 2.0, 6.0)
@@ -108,10 +108,7 @@ class MLKD(DistillationMethod):
     def resolve_params(cls, params: Mapping[str, Any], pair: PairInfo) -> dict[str, Any]:
         """T and α filled in (4 and 0.9; with ``logit_std`` LS's base temperature 2 and KD weight 9, the published
         MLKD+LS setting), ``logit_std`` left out while it is off (as for ``kd``)."""
-        ls = bool(params.get("logit_std", False))
-        resolved = {**params, "T": unset(params.get("T"), 4.0, LS_BASE_TEMPERATURE, ls),
-                    "alpha": unset(params.get("alpha"), 0.9, LS_KD_WEIGHT, ls)}
-        return without_default_logit_std(resolved)
+        return with_ls_defaults(params, {"T": (4.0, LS_BASE_TEMPERATURE), "alpha": (0.9, LS_KD_WEIGHT)})
 
     def loss_terms(self, step: StepInputs) -> LossTerms:
         if step.teacher_logits is None:

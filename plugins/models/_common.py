@@ -48,6 +48,20 @@ def stage_with_preact(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tens
     return F.relu(pre), pre
 
 
+def run_stages(stages: tuple[nn.Sequential, ...], x: torch.Tensor,
+               preact: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The stages in turn: the last one's output, and each stage's feature entry (its output, or with ``preact``
+    its last block's value before the final ReLU, RepDistiller's ``preact``)."""
+    entries = []
+    for stage in stages:
+        if preact:
+            x, entry = stage_with_preact(stage, x)
+        else:
+            x = entry = stage(x)
+        entries.append(entry)
+    return x, entries
+
+
 def batch_norm_unrecorded(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     """``bn(x)`` without touching its running statistics: batch statistics in training mode, running ones in
     eval mode. For a second look at a map that the network normalises itself (a WRN's pre-activation feature)."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import init_weights, stage_with_preact
+from ._common import init_weights, run_stages
 
 
 class BasicBlock(nn.Module):
@@ -69,14 +69,8 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        if features and preact:  # each stage's last residual sum before its ReLU (RepDistiller's preact)
-            f1, p1 = stage_with_preact(self.layer1, f0)
-            f2, p2 = stage_with_preact(self.layer2, f1)
-            f3, p3 = stage_with_preact(self.layer3, f2)
-        else:
-            f1 = p1 = self.layer1(f0)
-            f2 = p2 = self.layer2(f1)
-            f3 = p3 = self.layer3(f2)
+        # each stage's entry: its output, or with preact its last unit before the final ReLU
+        f3, (p1, p2, p3) = run_stages((self.layer1, self.layer2, self.layer3), f0, features and preact)
         pooled = torch.flatten(self.avgpool(f3), 1)
         logits = self.fc(pooled)
         return ([f0, p1, p2, p3, pooled], logits) if features else logits

@@ -15,7 +15,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import init_weights, stage_with_preact
+from ._common import init_weights, run_stages
 
 
 class Bottleneck(nn.Module):
@@ -70,14 +70,9 @@ class BottleneckResNet(nn.Module):
 
     def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        out, feats = f0, [f0]
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            if features and preact:  # the stage's last residual sum before its ReLU (RepDistiller's preact)
-                out, pre = stage_with_preact(stage, out)
-                feats.append(pre)
-            else:
-                out = stage(out)
-                feats.append(out)
+        # each stage's entry: its output, or with preact its last residual sum before the ReLU
+        out, entries = run_stages((self.layer1, self.layer2, self.layer3, self.layer4), f0, features and preact)
+        feats = [f0, *entries]
         pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
         logits = self.linear(pooled)
         return ([*feats, pooled], logits) if features else logits

@@ -17,7 +17,7 @@ from torch import nn
 
 from kdbench.contracts import ModelOutput, hookimpl
 
-from ._common import channel_shuffle, init_weights, stage_with_preact
+from ._common import channel_shuffle, init_weights, run_stages
 
 
 class ShuffleUnitV1(nn.Module):
@@ -76,14 +76,8 @@ class ShuffleNetV1(nn.Module):
 
     def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> ModelOutput:
         f0 = F.relu(self.bn1(self.conv1(x)))
-        if features and preact:  # each stage's last unit before its ReLU (RepDistiller's preact)
-            f1, p1 = stage_with_preact(self.layer1, f0)
-            f2, p2 = stage_with_preact(self.layer2, f1)
-            f3, p3 = stage_with_preact(self.layer3, f2)
-        else:
-            f1 = p1 = self.layer1(f0)
-            f2 = p2 = self.layer2(f1)
-            f3 = p3 = self.layer3(f2)
+        # each stage's entry: its output, or with preact its last unit before the final ReLU
+        f3, (p1, p2, p3) = run_stages((self.layer1, self.layer2, self.layer3), f0, features and preact)
         pooled = torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1)
         logits = self.linear(pooled)
         return ([f0, p1, p2, p3, pooled], logits) if features else logits
