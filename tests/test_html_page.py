@@ -596,3 +596,90 @@ const steps = spec.clicks.map(([t, column]) => {
 });
 console.log(JSON.stringify({ rootClass: document.documentElement.className, steps }));
 """
+
+
+# --- links, rich cells, row data, filters, inline SVG and code blocks ----------------------------------------------
+
+
+def test_cells_link_only_within_the_page_or_to_files_beside_it() -> None:
+    from kdbench.tables.html_page import Link, Rich
+
+    frame = pd.DataFrame({"method": ["KD", "DKD"],
+                          "records": [Rich(("seeds ", Link("0", "../raw/s/k0/record.json"), " ",
+                                            Link("1", "../raw/s/k1/record.json", title=NASTY))),
+                                      Link(NASTY, "#fig-1")]})
+    page = render_page("t", [PageSection("s", tables=(PageTable("t", frame),))])
+    root, _ = parse(page)
+    cells = [list(tr.iter("td"))[1] for tr in next(root.iter("tbody")).iter("tr")]
+    assert [c.text() for c in cells] == ["seeds 0 1", NASTY]  # the text as given, markup escaped
+    assert [(a.attrs["href"], a.text()) for a in cells[0].iter("a")] == [("../raw/s/k0/record.json", "0"),
+                                                                         ("../raw/s/k1/record.json", "1")]
+    assert list(cells[0].iter("a"))[1].attrs["title"] == NASTY
+    for bad in ("https://example.org/x", "//example.org/x", "javascript:alert(1)", "file:///etc/passwd",
+                "data:text/html,x", "a b", "#", "#1x", 'x"onclick="1'):
+        with pytest.raises(ValueError, match="not an anchor or a relative path"):
+            Link("x", bad)
+    with pytest.raises(TypeError, match="text or a Link"):
+        Rich(("a", 1))  # type: ignore[arg-type]
+
+
+def test_rows_carry_their_filter_values_and_the_filters_are_hidden_without_javascript() -> None:
+    from kdbench.tables.html_page import PageFilter
+
+    frame = pd.DataFrame({"method": ["KD", "DKD"], "top-1": [70.0, 71.0]})
+    table = PageTable("t", frame, row_data=[{"pair": "p1", "method": "kd"}, {"pair": "p1 p2", "method": NASTY}],
+                      css="main")
+    filters = [PageFilter("pair", "pair", (("p1", "resnet20 → resnet8"), ("p2", NASTY)))]
+    root, _ = parse(render_page("t", [PageSection("s", tables=(table,), data={"benchmark": "b1"})], filters=filters))
+    rows = list(next(root.iter("tbody")).iter("tr"))
+    assert [(tr.attrs["data-pair"], tr.attrs["data-method"]) for tr in rows] == [("p1", "kd"), ("p1 p2", NASTY)]
+    assert "main" in next(root.iter("table")).classes() and next(root.iter("section")).attrs["data-benchmark"] == "b1"
+    (bar,) = [div for div in root.iter("div") if "filters" in div.classes()]
+    assert "hidden" in bar.attrs  # the script shows it; without it the page is plain tables
+    (select,) = bar.iter("select")
+    assert select.attrs["data-filter"] == "pair"
+    assert [(o.attrs["value"], o.text()) for o in select.iter("option")] == [
+        ("", "all"), ("p1", "resnet20 → resnet8"), ("p2", NASTY)]
+    assert not list(root.iter("form"))  # nothing is ever submitted
+    with pytest.raises(ValueError, match="row data for 1 rows of 2"):
+        PageTable("t", frame, row_data=[{"pair": "p1"}])
+    with pytest.raises(ValueError, match="lowercase letters"):
+        PageTable("t", frame, row_data=[{"Pair": "p1"}, {"pair": "p1"}])
+
+
+SVG = ('<svg class="plot" viewBox="0 0 10 10" width="10" height="10" role="img" aria-label="a">'
+       '<path class="m c1" d="M1,1h2"><title>kd &lt;b&gt;</title></path><text class="tick" x="1" y="2">1</text></svg>')
+
+
+def test_inline_svg_is_drawing_only() -> None:
+    from kdbench.tables.html_page import PageSvg
+
+    root, _ = parse(render_page("t", [PageSection("s", figures=(PageSvg("f", SVG, NASTY, anchor="fig-1",
+                                                                         data={"pair": "p1"}),))]))
+    (figure,) = root.iter("figure")
+    assert figure.attrs["id"] == "fig-1" and figure.attrs["data-pair"] == "p1"
+    (svg,) = figure.iter("svg")
+    assert next(svg.iter("title")).text() == "kd <b>"
+    assert next(figure.iter("figcaption")).text() == f"f {NASTY}"
+    for bad in ('<svg><script>alert(1)</script></svg>', '<svg onload="alert(1)"></svg>',
+                '<svg><path style="fill:red"/></svg>', '<svg><a href="https://x.org"><text>x</text></a></svg>',
+                '<svg><foreignObject><div>x</div></foreignObject></svg>', '<svg></svg><svg></svg>',
+                '<svg><path d="M0,0"/>', 'text<svg></svg>', '<path d="M0,0"/>', '<svg><!-- x --></svg>',
+                '<svg><image href="data:image/png;base64,AA=="/></svg>'):
+        with pytest.raises(ValueError, match="PageSvg"):
+            PageSvg("f", bad)
+
+
+def test_code_blocks_have_their_anchors_and_escape_their_text() -> None:
+    from kdbench.tables.html_page import PageCode
+
+    code = PageCode("yaml-1", NASTY, f"name: x\nmethods: [{NASTY}]\n")
+    root, _ = parse(render_page("t", [PageSection("s", codes=(code,), codes_title="Suite entries")]))
+    (details,) = root.iter("details")
+    assert next(details.iter("summary")).text() == "Suite entries"
+    (block,) = [div for div in details.iter("div") if div.attrs.get("id") == "yaml-1"]
+    assert next(block.iter("pre")).text() == f"name: x\nmethods: [{NASTY}]\n"
+    with pytest.raises(ValueError, match="not an element id"):
+        PageCode("1 x", "t", "")
+    with pytest.raises(ValueError, match="used twice"):
+        render_page("t", [PageSection("s", codes=(code, code))])

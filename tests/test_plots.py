@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -389,3 +390,72 @@ def test_write_score_report_passes_title_and_caption(tmp_path):
     paths = write_score_report(stored, tmp_path, "stem", "short title", caption="details here")
     assert [p.name for p in paths] == ["stem.csv", "stem.png"]
     assert paths[1].read_bytes().startswith(PNG)
+
+
+# --- the leaderboard's accuracy-against-time figure: inline SVG ---------------------------------------------------
+
+
+def svg_points(seconds: list[float], top1: list[float], labels: list[str] | None = None) -> list:
+    from kdbench.tables.leaderboard_svg import Point
+
+    labels = labels or [f"m{i}" for i in range(len(seconds))]
+    return [Point(label, "T=4", s, 1.0, a, 0.5, 3) for label, s, a in zip(labels, seconds, top1, strict=True)]
+
+
+def svg_tree(markup: str):
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(markup)  # the markup is well-formed XML as well as HTML
+
+
+def tick_values(root, anchor: str) -> list[float]:
+    return [float(t.text) for t in root.iter("text") if t.get("class") == "tick" and t.get("text-anchor") == anchor]
+
+
+def test_the_time_axis_fits_a_narrow_band_and_starts_at_zero_only_for_a_wide_spread():
+    from kdbench.tables.leaderboard_svg import Reference, time_accuracy_svg
+
+    reference = Reference(T, 80.0, S, 70.0, 0.5, 3)
+    narrow = svg_tree(time_accuracy_svg(svg_points([100.0, 104.0, 110.0], [71, 72, 73]), reference, "best", "p"))
+    ticks = tick_values(narrow, "middle")  # x ticks: in seconds (under 2 minutes)
+    assert min(ticks) >= 95 and max(ticks) <= 112 and len(ticks) >= 3  # 0 would squash the points to one side
+    wide = svg_tree(time_accuracy_svg(svg_points([10.0, 60.0, 110.0], [71, 72, 73]), reference, "best", "p"))
+    assert min(tick_values(wide, "middle")) == 0
+    # the accuracy axis holds the points, the teacher's line and the scratch band (69.5–70.5)
+    y = tick_values(narrow, "end")
+    assert min(y) <= 70 and max(y) >= 80
+
+
+def test_every_drawn_thing_is_in_the_legend_and_markers_are_open():
+    from kdbench.tables.leaderboard_svg import Reference, time_accuracy_svg
+
+    points = svg_points([100.0, 100.0, 101.0], [72.0, 72.0, 72.1], ["kd", "kd+DS", "<b>&</b>"])
+    markup = time_accuracy_svg(points, Reference(T, 80.0, S, 70.0, 0.5, 3), "best", "resnet20 → resnet8")
+    root = svg_tree(markup)
+    legend = [t.text for t in root.iter("text") if t.get("class") == "legend"]
+    assert legend == ["kd", "kd+DS", "<b>&</b>", "from scratch: 70.00 (3 seeds)", "from scratch ± std (0.50)",
+                      "teacher: 80.00"]
+    assert "<b>" not in markup  # text is escaped
+    markers = [p for p in root.iter("path") if "m" in (p.get("class") or "").split()]
+    assert len(markers) == 3 + 3  # three points, three legend swatches
+    css = (Path(__file__).resolve().parents[1] / "kdbench/tables/static/leaderboard.css").read_text()
+    assert "svg .m { fill: none;" in css  # open markers: two on one spot both stay visible
+    assert len({p.get("class") for p in markers}) == 3  # a colour class per method
+    tips = [p.find("title").text for p in markers if p.find("title") is not None]
+    assert tips[0].startswith("kd · T=4: 72.00 ± 0.50, 100 s, 3 seeds")
+    # one run from scratch: no band, and no band in the legend
+    single = svg_tree(time_accuracy_svg(points, Reference(T, 80.0, S, 70.0, 0.0, 1), "best", "p"))
+    assert not [r for r in single.iter("rect") if r.get("class") == "band"]
+    assert not [t for t in single.iter("text") if "± std" in (t.text or "")]
+
+
+def test_the_svg_is_what_the_page_accepts_and_an_empty_pair_draws():
+    from kdbench.tables.html_page import PageSvg
+    from kdbench.tables.leaderboard_svg import Reference, nice_ticks, time_accuracy_svg
+
+    reference = Reference(T, math.nan, S, math.nan, 0.0, 0)
+    for points in ([], svg_points([5.0], [60.0])):
+        PageSvg("p", time_accuracy_svg(points, reference, "last", "p"))  # raises if the markup is not drawing only
+    assert nice_ticks(93.7, 97.3) == [94, 95, 96, 97]
+    assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(5, 5) == [5]

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import typer
 
-from kdbench.cli import components, doctor, results, runs, score, teacher
+from kdbench.cli import components, doctor, results, runs, score, submissions, teacher
 from kdbench.errors import KdbenchError
 
 INTERRUPTED = "kdbench: interrupted; finished runs are kept, run the same command again to resume"
@@ -74,6 +74,8 @@ _add(teacher_app, "eval", teacher.evaluate)
 _add(app, "export-folder", components.export_folder)
 _add(app, "publish", results.publish)
 _add(app, "leaderboard", results.leaderboard)
+_add(app, "check-results", submissions.check_results)
+_add(app, "verify", submissions.verify)
 _add(app, "doctor", doctor.doctor)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, get_args
 
 from rich.console import Console
 
+import kdbench
 from kdbench.cli.common import (
     Metric,
     Results,
@@ -26,7 +27,12 @@ from kdbench.cli.common import (
 from kdbench.errors import KdbenchError
 from kdbench.plan import TableLayout
 from kdbench.registry import did_you_mean
+from kdbench.run.environment import git_revision
 from kdbench.store import RunStore, iter_records, publish_suite, read_suite_info, suites_in
+from kdbench.store.publish import paused_gc
+from kdbench.store.published_files import one_per_run, published_files
+from kdbench.store.release_check import check_release
+from kdbench.store.releases import make_release, new_release_path, read_release, write_release
 
 
 def tables(
@@ -106,8 +112,8 @@ def publish(
     """copy a suite's finished runs into the published results
 
     Copies the suite's finished records from the run store into `results/raw/<suite>/`, rebuilds
-    `results/<suite>/` and the leaderboard. A published record that differs from yours (the same run trained
-    again) is replaced only with `--replace`, and the new record notes what it replaced.
+    `results/<suite>/`, the leaderboard and `results/runs.parquet`. A published record that differs from yours (the
+    same run trained again) is replaced only with `--replace`, and the new record notes what it replaced.
     """
     from kdbench.tables import write_suite_tables  # pandas, matplotlib: module docstring
 
@@ -126,23 +132,63 @@ def publish(
 def leaderboard(
     metric: Annotated[Metric, option(
         "--metric", metavar="best|last", help="best- or last-epoch top-1 (default: best)")] = "best",
+    release: Annotated[str | None, option(
+        "--release", metavar="NAME", help="also write the release manifest results/releases/NAME.json (never "
+        "overwritten) and show NAME on the page")] = None,
+    check: Annotated[str | None, option(
+        "--check", metavar="NAME", help="write nothing: say what changed in the published records since release "
+        "NAME (exit 1 if anything did)")] = None,
     results: Results = "results",
 ) -> int:
-    """build the leaderboard CSVs and page from every published record
+    """build the leaderboard and runs.parquet from every published record; make or check a release
 
-    Rebuilds `results/leaderboard/` from every published record.
+    Rebuilds `results/leaderboard/` and `results/runs.parquet` (every published record as one row) from every
+    published record. `--release NAME` also writes `results/releases/NAME.json`: each record file's path, key and
+    sha256, the code revision and the date; a release is never overwritten. `--check NAME` writes nothing: it
+    reads the published records as they are now and prints one line per record file added, removed or changed
+    since release NAME (with the numbers that changed), and exits 1 if any was.
     """
-    return write_leaderboard(console(), Path(results), metric)
+    if check is not None:
+        if release is not None:
+            raise KdbenchError("--check and --release go separately: check against a release, or make one")
+        return check_against_release(console(), Path(results), check)
+    return write_leaderboard(console(), Path(results), metric, release)
 
 
-def write_leaderboard(out: Console, results: Path, metric: str) -> int:
+def write_leaderboard(out: Console, results: Path, metric: Metric, release: str | None = None) -> int:
+    """The leaderboard and ``runs.parquet`` from the published records, read once; with ``release``, its
+    manifest too (a name taken already is refused before anything is written)."""
     from kdbench.tables.leaderboard_files import write_leaderboard as write  # pandas, matplotlib: module docstring
+    from kdbench.tables.runs_table import write_runs_table
 
-    boards, paths = write(RunStore(results), metric)
+    if release is not None:
+        new_release_path(results, release)
+    published = RunStore(results)
+    with paused_gc():  # 10,000 records held: each collection walks them all (the command: 19 s with it, 12 s without)
+        files = published_files(published)
+        manifest = None if release is None else make_release(
+            release, files, code_revision=git_revision(), kdbench_version=kdbench.__version__, metric=metric)
+        built_on = manifest.created.strftime("%Y-%m-%d") if manifest else None  # the page's date is the release's
+        boards, paths = write(published, one_per_run(files), metric, release=release, built_on=built_on)
+        paths.append(write_runs_table(results, files))
     for board in boards:
         out.print(f"{board.dataset}: {len(board.rows)} rows from {len(board.runs)} runs")
+    if manifest is not None:
+        paths.append(write_release(results, manifest))
+        out.print(f"release {manifest.name}: {len(manifest.records)} record files, code revision "
+                  f"{manifest.code_revision or 'unknown'}")
     out.print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def check_against_release(out: Console, results: Path, name: str) -> int:
+    """One line per record file that differs from release ``name``, then one line in sum; 1 when any differs."""
+    release = read_release(results, name)
+    check = check_release(results, release, published_files(RunStore(results)), git_revision())
+    for difference in check.differences:
+        out.print(difference.line, markup=False, highlight=False)
+    out.print(check.summary, markup=False, highlight=False)
+    return 1 if check.differences else 0
 
 
 def write_tables(out: Console, store: RunStore, suite: str, results: Path) -> None:

@@ -142,6 +142,12 @@ class Environment(_Record):
     executor: str | None = None  # the executor plugin that ran it (since schema 2)
     cpu_capability: str | None = None  # the CPU kernels torch picked (AVX2, AVX512, ...): one CPU model name, two ISAs
 
+    @property
+    def device_class(self) -> str:
+        """``GPU`` or ``CPU``: the same spec trained on the two takes other kernels and gives other numbers, so
+        their runs are two results of one key, and the leaderboard never averages or ranks them together."""
+        return "GPU" if self.device.startswith("cuda") else "CPU"
+
 
 class Replacement(_Record):
     """A published record that ``kdbench publish --replace`` replaced, noted in the record replacing it."""

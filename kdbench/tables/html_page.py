@@ -3,20 +3,25 @@
 Why a page at all: CSVs are for programs, Markdown for diffs; a researcher who wants to *look* at a
 leaderboard opens one file from the file system and clicks column headers to sort.
 
-Where things live: the markup is ``templates/leaderboard.html.j2``, the style and the sort script are
-``static/leaderboard.css`` and ``static/leaderboard.js``, package data beside this module. This module
+Where things live: the markup is ``templates/leaderboard.html.j2``, the style and the script (sorting,
+filters) are ``static/leaderboard.css`` and ``static/leaderboard.js``, package data beside this module. This module
 decides what goes in (element ids, cell texts, sort keys) and renders the template with Jinja2, autoescape
 on. The page:
 
 * fetches nothing: the style and the script are inlined as read, figures are ``data:image/png;base64``
-  URIs, fonts are the system's, and a Content-Security-Policy with the sha256 of the two static files
+  URIs or inline SVG, fonts are the system's, and a Content-Security-Policy with the sha256 of the two static files
   (computed from their bytes at each render, so an edited file carries its own hash) makes the browser
   refuse anything else; a page copied to a laptop or an air-gapped machine looks the same;
 * shows every value as the caller formatted it (``str(value)``, missing values as "–"): numbers are
   formatted once, by the table modules, not a second time here;
 * escapes every piece of text (labels such as ``<b>&"``, "→", "±", "Δ", "λ1" are text, never markup);
 * is plain, readable tables without JavaScript; with it, every header is a button that sorts its column
-  (click again to reverse) and sets ``aria-sort``.
+  (click again to reverse) and sets ``aria-sort``, and the filters above the tables (hidden without it) show
+  only the rows whose ``data-*`` attributes (``PageTable.row_data``) match, and whose text holds the search;
+* links only within the page (``#id``) and to files beside it (relative paths such as
+  ``../raw/<suite>/<key>/record.json``): a :class:`Link` with a scheme or a protocol-relative URL is refused;
+* draws figures as PNG data URIs (:class:`PageFigure`) or as inline SVG markup (:class:`PageSvg`), which is
+  checked to be drawing elements only: no script, no event handler, no link, no style attribute.
 
 How sorting is split: Python decides, per column, whether it is numeric and writes each cell's number
 into ``data-sort``; missing cells ("–", None, NaN) get ``data-missing`` and sort last in both
@@ -41,6 +46,7 @@ import re
 import unicodedata
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from importlib import resources
 from typing import Any, cast
 
@@ -61,6 +67,50 @@ STATIC = resources.files("kdbench.tables") / "static"
 STYLE, SCRIPT = "leaderboard.css", "leaderboard.js"
 
 SortKeys = Mapping[Hashable, Sequence[Any]]  # column label → one number per row (a DataFrame is one)
+#: ``data-*`` attribute names the page's filters read (``data-benchmark``): lowercase letters only.
+DATA_NAME = re.compile(r"^[a-z]+$")
+#: An element id the caller gives (a figure's or a code block's anchor): letters, digits, "-", "_".
+ANCHOR = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+#: What a link may point to: an anchor in the page, or a relative path to a file beside it.
+RELATIVE_HREF = re.compile(r"^(#[A-Za-z][A-Za-z0-9_-]*|(?![a-zA-Z][a-zA-Z0-9+.-]*:)(?!//)(?!#)[^\s\\<>\"']+)$")
+#: The elements and attributes inline SVG may use: drawing and text only.
+SVG_ELEMENTS = frozenset({"svg", "g", "path", "rect", "circle", "line", "polyline", "polygon", "text", "tspan",
+                          "title"})
+SVG_ATTRIBUTES = frozenset({"class", "d", "x", "y", "x1", "x2", "y1", "y2", "cx", "cy", "r", "width", "height",
+                            "points", "viewbox", "transform", "text-anchor", "role", "aria-label"})
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link in a table cell: to an anchor of the page (``#id``) or a file beside it (a relative path)."""
+
+    text: str
+    href: str
+    title: str = ""  # the browser's tooltip
+
+    def __post_init__(self) -> None:
+        if not RELATIVE_HREF.match(self.href):
+            raise ValueError(f"Link {self.text!r}: {self.href!r} is not an anchor or a relative path")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Rich:
+    """A cell of text pieces and links, e.g. ``Rich(("seeds ", Link("0", "../raw/s/k/record.json")))``; it shows and
+    sorts as its text."""
+
+    parts: tuple[str | Link, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", tuple(self.parts))
+        for part in self.parts:
+            if not isinstance(part, str | Link):
+                raise TypeError(f"Rich: a part is text or a Link, not {type(part).__name__}")
+
+    def __str__(self) -> str:
+        return "".join(str(part) for part in self.parts)
 
 
 @dataclass(frozen=True)
@@ -73,6 +123,10 @@ class PageTable:
     #: The unrounded numbers the page sorts by, for any of the frame's columns: label → one number per row,
     #: by position (a DataFrame, or a dict of sequences); None or NaN sorts last.
     sort_keys: SortKeys | None = None
+    #: Per row, by position: ``data-*`` attributes the page's filters match (name → value); a row without the
+    #: attribute of a filter in use is hidden by it.
+    row_data: Sequence[Mapping[str, str]] | None = None
+    css: str = ""  # an extra class of the table ("main": the method × pair table)
     #: ``sort_keys`` checked and as floats (NaN for missing), made at construction.
     keys: dict[Hashable, tuple[float, ...]] = field(init=False, repr=False, compare=False)
 
@@ -91,6 +145,13 @@ class PageTable:
                                  f"of {len(self.frame)} rows")
             keys[label] = tuple(numbers)
         object.__setattr__(self, "keys", keys)
+        if self.row_data is not None:
+            data = tuple(dict(row) for row in self.row_data)
+            if len(data) != len(self.frame):
+                raise ValueError(f"PageTable {self.title!r}: row data for {len(data)} rows of {len(self.frame)}")
+            if any(not DATA_NAME.match(name) for row in data for name in row):
+                raise ValueError(f"PageTable {self.title!r}: row data names are lowercase letters")
+            object.__setattr__(self, "row_data", data)
 
 
 @dataclass(frozen=True)
@@ -108,28 +169,144 @@ class PageFigure:
 
 
 @dataclass(frozen=True)
+class PageSvg:
+    """A figure drawn as inline SVG markup (one ``<svg>`` element), checked to hold drawing elements only."""
+
+    title: str
+    svg: str
+    caption: str = ""
+    anchor: str = ""  # its element id (links point to it); empty: made from the title
+    data: Mapping[str, str] = field(default_factory=dict)  # ``data-*`` attributes the filters match
+
+    def __post_init__(self) -> None:
+        _check_svg(self.svg, self.title)
+        _check_anchor(self.anchor, self.title)
+        if any(not DATA_NAME.match(name) for name in self.data):
+            raise ValueError(f"PageSvg {self.title!r}: data names are lowercase letters")
+
+
+@dataclass(frozen=True)
+class PageCode:
+    """A block of preformatted text with its own anchor, e.g. a suite entry as YAML to copy."""
+
+    anchor: str
+    title: str
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_anchor(self.anchor, self.title)
+        if not self.anchor:
+            raise ValueError(f"PageCode {self.title!r}: an anchor is needed (rows link to it)")
+
+
+@dataclass(frozen=True)
+class PageFilter:
+    """A drop-down above the tables: rows whose ``data-<name>`` is the chosen value stay shown."""
+
+    name: str  # the data attribute, e.g. "pair" for data-pair
+    label: str  # what the drop-down is called on the page
+    options: tuple[tuple[str, str], ...]  # (value, text shown)
+
+    def __post_init__(self) -> None:
+        if not DATA_NAME.match(self.name):
+            raise ValueError(f"PageFilter {self.label!r}: its name is lowercase letters")
+        object.__setattr__(self, "options", tuple(tuple(option) for option in self.options))
+
+
+@dataclass(frozen=True)
 class PageSection:
-    """One part of the page with its own entry in the table of contents (one per dataset)."""
+    """One part of the page with its own entry in the table of contents (one per dataset, or per benchmark)."""
 
     title: str  # e.g. "digits" (one section per dataset)
     intro: str = ""
     tables: tuple[PageTable, ...] = ()
-    figures: tuple[PageFigure, ...] = ()
+    figures: tuple[PageFigure | PageSvg, ...] = ()
+    codes: tuple[PageCode, ...] = ()  # shown last, folded under ``codes_title``
+    codes_title: str = ""
+    data: Mapping[str, str] = field(default_factory=dict)  # ``data-*`` attributes the filters match
 
     def __post_init__(self) -> None:
         # Callers naturally pass lists; keep the frozen value immutable all the way down.
         object.__setattr__(self, "tables", tuple(self.tables))
         object.__setattr__(self, "figures", tuple(self.figures))
+        object.__setattr__(self, "codes", tuple(self.codes))
+        if any(not DATA_NAME.match(name) for name in self.data):
+            raise ValueError(f"PageSection {self.title!r}: data names are lowercase letters")
 
 
-def render_page(title: str, sections: Sequence[PageSection], footer: str = "") -> str:
+def _check_anchor(anchor: str, title: str) -> None:
+    if anchor and not ANCHOR.match(anchor):
+        raise ValueError(f"{title!r}: anchor {anchor!r} is not an element id (letters, digits, '-', '_')")
+
+
+class _SvgCheck(HTMLParser):
+    """Walks SVG markup and refuses anything but drawing elements and their plain attributes."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title, self.depth, self.roots = title, 0, 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._element(tag, attrs)
+        self.roots += self.depth == 0
+        self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._element(tag, attrs)
+        self.roots += self.depth == 0
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth == 0 and data.strip():
+            raise ValueError(f"PageSvg {self.title!r}: text outside the <svg> element")
+
+    def handle_comment(self, data: str) -> None:
+        raise ValueError(f"PageSvg {self.title!r}: no comments in the markup")
+
+    def handle_decl(self, decl: str) -> None:
+        raise ValueError(f"PageSvg {self.title!r}: no declarations in the markup")
+
+    def handle_pi(self, data: str) -> None:
+        raise ValueError(f"PageSvg {self.title!r}: no processing instructions in the markup")
+
+    def unknown_decl(self, data: str) -> None:
+        raise ValueError(f"PageSvg {self.title!r}: no CDATA or declarations in the markup")
+
+    def _element(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in SVG_ELEMENTS or (self.depth == 0) != (tag == "svg"):
+            raise ValueError(f"PageSvg {self.title!r}: <{tag}> is not allowed here (one <svg> of drawing elements)")
+        for name, _ in attrs:
+            if name not in SVG_ATTRIBUTES:
+                raise ValueError(f"PageSvg {self.title!r}: attribute {name!r} of <{tag}> is not allowed")
+
+
+def _check_svg(markup: str, title: str) -> None:
+    check = _SvgCheck(title)
+    check.feed(markup)
+    check.close()
+    if check.roots != 1 or check.depth != 0:
+        raise ValueError(f"PageSvg {title!r}: the markup must be exactly one closed <svg> element")
+
+
+def render_page(title: str, sections: Sequence[PageSection], footer: str = "", subtitle: str = "",
+                filters: Sequence[PageFilter] = ()) -> str:
     """The whole HTML document as a string (UTF-8, <!DOCTYPE html>).
 
-    Deterministic (no timestamps: the caller puts a date in ``footer`` if it wants one), so that a page
-    re-rendered from the same records is byte-identical and diffs stay quiet.
+    Deterministic (no timestamps: the caller puts a date in ``subtitle`` or ``footer`` if it wants one), so
+    that a page re-rendered from the same records is byte-identical and diffs stay quiet. ``filters`` are
+    drop-downs over the rows' ``data-*`` attributes, with a text search beside them (shown with JavaScript).
     """
     ids = _Ids()
     contents_id = ids.new("contents")
+    for section in sections:  # the caller's anchors are taken first, so generated ids never clash with them
+        for item in (*section.figures, *section.codes):
+            anchor = getattr(item, "anchor", "")
+            if anchor:
+                if anchor in ids.used:
+                    raise ValueError(f"anchor {anchor!r} is used twice")
+                ids.used.update({anchor, f"{anchor}-title"})
     views = [_section(section, ids) for section in sections]
     style, style_hash = _static(STYLE, "style")
     script, script_hash = _static(SCRIPT, "script")
@@ -137,8 +314,13 @@ def render_page(title: str, sections: Sequence[PageSection], footer: str = "") -
     csp = (f"default-src 'none'; img-src data:; style-src {style_hash}; script-src {script_hash}; "
            "base-uri 'none'; form-action 'none'")
     return _environment().get_template(TEMPLATE).render(
-        title=title, contents_id=contents_id, sections=views, footer=_blocks(footer), csp=csp, style=style,
-        script=script)
+        title=title, subtitle=subtitle, contents_id=contents_id, sections=views, footer=_blocks(footer), csp=csp,
+        style=style, script=script, filters=[_filter(f) for f in filters])
+
+
+def _filter(page_filter: PageFilter) -> dict[str, Any]:
+    return {"name": page_filter.name, "label": page_filter.label,
+            "options": [{"value": value, "text": text} for value, text in page_filter.options]}
 
 
 @functools.cache
@@ -164,13 +346,23 @@ def _static(name: str, element: str) -> tuple[str, str]:
 
 def _section(section: PageSection, ids: _Ids) -> dict[str, Any]:
     section_id = ids.new(section.title, "section")
+    figures = []
+    for figure in section.figures:
+        figure_id = getattr(figure, "anchor", "") or ids.new(f"{section_id} {figure.title}", f"{section_id}-figure")
+        figures.append(_figure(figure, figure_id) if isinstance(figure, PageFigure) else _svg(figure, figure_id))
     return {
-        "id": section_id, "title": section.title, "intro": _blocks(section.intro),
+        "id": section_id, "title": section.title, "intro": _blocks(section.intro), "data": dict(section.data),
         "tables": [_table(table, ids.new(f"{section_id} {table.title}", f"{section_id}-table"))
                    for table in section.tables],
-        "figures": [_figure(figure, ids.new(f"{section_id} {figure.title}", f"{section_id}-figure"))
-                    for figure in section.figures],
+        "figures": figures,
+        "codes": [{"id": code.anchor, "title": code.title, "text": code.text} for code in section.codes],
+        "codes_title": section.codes_title or "Code",
     }
+
+
+def _svg(figure: PageSvg, figure_id: str) -> dict[str, Any]:
+    return {"id": figure_id, "title": figure.title, "caption": figure.caption, "svg": figure.svg,
+            "data": dict(figure.data)}
 
 
 def _table(table: PageTable, table_id: str) -> dict[str, Any]:
@@ -190,15 +382,26 @@ def _table(table: PageTable, table_id: str) -> dict[str, Any]:
             present = [key for key, (_, missing) in zip(keys, shown, strict=True) if not missing]
             numeric = bool(present) and all(key is not None for key in present)
         cells = []
-        for (text, missing), key in zip(shown, keys, strict=True):
+        for value, (text, missing), key in zip(values, shown, keys, strict=True):
             sort = _sort_attr(key) if numeric and key is not None and not missing else None
             # A numeric cell without a number (a NaN key) shows its text and sorts last.
             cells.append({"text": text, "num": numeric, "missing": missing or (numeric and sort is None),
-                          "sort": sort})
+                          "sort": sort, "parts": _parts(value)})
         headers.append({"text": _header_text(label), "num": numeric})
         columns.append(cells)
-    rows = [[column[i] for column in columns] for i in range(frame.shape[0])]
-    return {"id": table_id, "title": table.title, "headers": headers, "rows": rows, "note": _blocks(table.note)}
+    data = table.row_data or [{}] * frame.shape[0]
+    rows = [{"cells": [column[i] for column in columns], "data": data[i]} for i in range(frame.shape[0])]
+    return {"id": table_id, "title": table.title, "headers": headers, "rows": rows, "note": _blocks(table.note),
+            "css": table.css}
+
+
+def _parts(value: object) -> list[dict[str, str]] | None:
+    """A :class:`Rich` cell's or a :class:`Link`'s pieces for the template (text, and href and title of links)."""
+    parts = value.parts if isinstance(value, Rich) else (value,) if isinstance(value, Link) else None
+    if parts is None:
+        return None
+    return [{"text": part.text, "href": part.href, "title": part.title} if isinstance(part, Link)
+            else {"text": part} for part in parts]
 
 
 def _figure(figure: PageFigure, figure_id: str) -> dict[str, Any]:
@@ -209,6 +412,10 @@ def _figure(figure: PageFigure, figure_id: str) -> dict[str, Any]:
 
 def _cell(value: object) -> tuple[str, bool]:
     """What a cell shows and whether it is missing: ``str(value)``, or "–" for None/NaN/NA/NaT."""
+    if isinstance(value, str):  # most cells: formatted text (checked first, a page holds tens of thousands)
+        return value, value.strip() in MISSING_TEXTS
+    if isinstance(value, Rich | Link):
+        return str(value), False
     if value is None:
         return DASH, True
     try:

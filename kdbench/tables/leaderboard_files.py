@@ -1,67 +1,75 @@
 """The leaderboard's files under ``results/leaderboard/``: per dataset the rows and the method summary as CSV
-and Markdown, and one static HTML page for every dataset with the per-pair figures."""
+and Markdown, and one static HTML page for every dataset, with its filters, links and per-pair figures.
+
+The records come from the caller, read once (``published_records``), because the same records also make
+``results/runs.parquet``: reading 10,000 of them is most of the command's time.
+"""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import cast
 
 from kdbench.errors import KdbenchError
-from kdbench.store import RunStore, published_records, write_outputs
-from kdbench.tables.html_page import PageFigure, PageSection, PageTable, render_page
-from kdbench.tables.leaderboard import (
-    NOTE,
-    ROW_SORT_KEYS,
-    SUMMARY_SORT_KEYS,
-    Board,
-    board_markdown,
-    boards,
-    display_rows,
-    display_summary,
-    sort_keys,
-)
-from kdbench.tables.plots import time_accuracy_png
+from kdbench.store import RunRecord, RunStore, write_outputs
+from kdbench.tables.html_page import render_page
+from kdbench.tables.leaderboard import Board, board_markdown, boards
+from kdbench.tables.leaderboard_page import Codes, filters, sections
 
 LEADERBOARD = "leaderboard"
 
 
-def _figures(board: Board, metric: str) -> tuple[PageFigure, ...]:
-    figures = []
-    runs = board.runs
-    for benchmark, group in runs.groupby("benchmark", sort=False):
-        for (teacher, student), _ in group[group["teacher"].notna()].groupby(["teacher", "student"], sort=False):
-            # cast: group keys are the columns' names (text); pandas-stubs types them as any scalar / Hashable
-            png = time_accuracy_png(group, cast(str, teacher), cast(str, student), metric)
-            figures.append(PageFigure(f"{teacher} → {student}", png, cast(str, benchmark)))
-    return tuple(figures)
+def today() -> str:
+    """Today's UTC date (a date, not a time: an unchanged tree rebuilds the same page on the same day)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
 
-def _section(board: Board, metric: str) -> PageSection:
-    tables = []
-    for benchmark in board.rows["benchmark"].unique():
-        summary = board.summary[board.summary["benchmark"] == benchmark]
-        rows = board.rows[board.rows["benchmark"] == benchmark]
-        tables += [PageTable(f"Methods · {benchmark}", display_summary(summary),
-                             sort_keys=sort_keys(summary, SUMMARY_SORT_KEYS)),
-                   PageTable(f"Method × pair · {benchmark}", display_rows(rows), NOTE,
-                             sort_keys=sort_keys(rows, ROW_SORT_KEYS))]
-    intro = (f"{len(board.runs)} published runs; {metric} top-1 (%). The CSVs beside this page hold the same "
-             f"rows with every number unrounded ({board.dataset}.csv, {board.dataset}_summary.csv).")
-    return PageSection(board.dataset, intro, tuple(tables), _figures(board, metric))
+@contextmanager
+def records_left_alone() -> Iterator[None]:
+    """The objects that exist now (the records, most of the process) kept out of garbage collections until the end.
+
+    Why: the board's tables allocate many short-lived objects, and each full collection they trigger would walk
+    every object of 10,000 records again (seconds in all) to find nothing. New objects are still collected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
-def write_leaderboard(published: RunStore, metric: str = "best") -> tuple[list[Board], list[Path]]:
-    """Rebuild every leaderboard file from the published records."""
-    records = published_records(published)
+def write_leaderboard(published: RunStore, records: Sequence[RunRecord], metric: str = "best",
+                      release: str | None = None, built_on: str | None = None) -> tuple[list[Board], list[Path]]:
+    """Rebuild every leaderboard file from ``records`` (the published ones, each run once).
+
+    ``release`` is the release name the page shows (None: "unreleased"); ``built_on`` the build date it shows
+    (None: today's UTC date, YYYY-MM-DD)."""
     if not records:
         raise KdbenchError(f"no published run records under {published.root / 'raw'}: publish a suite first")
+    with records_left_alone():
+        built, files = _files(records, metric, release, built_on)
+    return built, write_outputs(published.root / LEADERBOARD, files)
+
+
+def _files(records: Sequence[RunRecord], metric: str, release: str | None,
+           built_on: str | None) -> tuple[list[Board], dict[str, bytes]]:
     built = boards(records, metric)
     files: dict[str, bytes] = {}
     for board in built:
         files[f"{board.dataset}.csv"] = board.rows.to_csv(index=False).encode()
         files[f"{board.dataset}_summary.csv"] = board.summary.to_csv(index=False).encode()
         files[f"{board.dataset}.md"] = board_markdown(board).encode()
-    page = render_page("kdbench leaderboard", [_section(board, metric) for board in built],
-                       footer=f"Derived from {len(records)} published run records by kdbench leaderboard.")
+    codes = Codes.of(built)
+    page_sections = [section for board in built for section in sections(board, metric, codes)]
+    subtitle = (f"{'Release ' + release if release else 'Unreleased'} · built {built_on or today()} · "
+                f"{len(records)} published runs · {metric}-epoch top-1 (%)")
+    footer = (f"Derived from {len(records)} published run records by kdbench leaderboard. The CSVs beside this page "
+              f"({', '.join(f'{b.dataset}.csv, {b.dataset}_summary.csv' for b in built)}) hold the same rows with "
+              "every number unrounded.")
+    page = render_page("kdbench leaderboard", page_sections, footer=footer, subtitle=subtitle,
+                       filters=filters(built, codes))
     files["index.html"] = page.encode()
-    return built, write_outputs(published.root / LEADERBOARD, files)
+    return built, files
