@@ -8,13 +8,13 @@ machine, from reading the records to the written page, in at most 15 s and 500 M
     python benchmarks/leaderboard_scale.py --records 2000  # fewer
     python benchmarks/leaderboard_scale.py --keep /tmp/lb  # keep the folder (results/raw/... and leaderboard/)
 
-How the records are made: the committed records under ``results/raw/`` are the templates (one per method
+How the records are made: the committed quickstart records are the templates (one per method
 entry of the quickstart). Each new record is a template with another benchmark (the dataset's image size,
 one of them with label noise), another teacher → student pair, other method parameters (the variant) and
 another seed; its spec, key and teacher key are recomputed from the changed spec, its numbers jittered with
 a seeded generator, and it stays a valid ``RunRecord`` (one in 500 is validated on the way, to be sure).
-That gives what a grown publication looks like: 4 benchmarks × 10 pairs × 50 variants × 5 seeds, 2,000
-leaderboard rows (``--seeds 3``: 84 variants, 3,333 rows).
+That gives what a grown publication looks like: 4 benchmarks × 10 pairs × 84 variants × 3 seeds (3 seeds per row,
+as every kdbench suite runs), 3,334 leaderboard rows (``--seeds 5``: 50 variants, 2,000 rows).
 
 The build runs in a child process (``--build DIR``), the same call ``kdbench leaderboard`` makes:
 ``published_records`` then ``write_leaderboard``. It prints the seconds of the whole child (Python start and
@@ -43,13 +43,13 @@ from kdbench.plan.spec import RunSpec
 from kdbench.store import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "results" / "raw"
+TEMPLATES = ROOT / "results" / "raw" / "quickstart"  # one template per method entry, one device class
 #: (image size, label-noise rate): each is another benchmark.
 BENCHMARKS = [(16, 0.0), (24, 0.0), (32, 0.0), (16, 0.2)]
 PAIRS = [("resnet20", "resnet8"), ("resnet32", "resnet14"), ("resnet56", "resnet20"), ("resnet110", "resnet32"),
          ("resnet32x4", "resnet8x4"), ("wrn_40_2", "wrn_16_2"), ("wrn_40_2", "wrn_40_1"), ("vgg13", "vgg8"),
          ("resnet50", "MobileNetV2"), ("resnet32x4", "ShuffleV2")]
-SEEDS = 5  # per row (``--seeds``)
+SEEDS = 3  # per row (``--seeds``): what every kdbench suite uses
 VARIANTS = 50  # per pair and benchmark: the student from scratch and 49 distilled variants (fewer seeds: more)
 REVISIONS = ["2aa608955ce28ed4fb32fbb013e47d075b231e96", "d560e98a1c0f3b5e7d9a2c4e6f8091a3b5c7d9e1",
              "5bbc744e2f4a6c8e0a1b3d5f7091a2b4c6d8e0f2"]

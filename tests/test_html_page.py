@@ -156,8 +156,8 @@ def test_every_row_and_cell_appears_in_order_as_given() -> None:
     assert rows[0][:3] == ["resnet56 → resnet20", "74.12", "3"]
     assert rows[1][1:4] == ["1e-05", "–", "[1, 2]"]
     assert rows[2][0] == NASTY and rows[2][1] == "–" and rows[3][0] == "  spaced  "
-    # Without JavaScript the rows are in the caller's order, and the order is recorded for stable sorts.
-    assert [tr.attrs["data-order"] for tr in tables[0].iter("tr") if "data-order" in tr.attrs] == ["0", "1", "2", "3"]
+    # Without JavaScript the rows are in the caller's order (the script numbers them at load for stable sorts).
+    assert not [tr for tr in tables[0].iter("tr") if "data-order" in tr.attrs]
 
 
 def test_multiindex_and_duplicate_columns_and_empty_frames() -> None:
@@ -311,12 +311,20 @@ def test_numeric_columns_carry_sort_keys(cells: list, kind: str, keys: list | No
     if keys is None:
         assert all("data-sort" not in td.attrs for td in tds)
         return
-    assert "num" in th.classes()
-    for td, key in zip(tds, keys, strict=True):
-        if key is None:
-            assert "data-missing" in td.attrs and "data-sort" not in td.attrs
-        else:
-            assert float(td.attrs["data-sort"].replace("Infinity", "inf")) == key
+    assert "num" in th.classes() and "n1" in next(root.iter("table")).classes()  # right-aligned by the table
+    assert sort_numbers(tds) == keys
+
+
+def sort_numbers(tds: list[Node]) -> list[float | None]:
+    """What the page's script sorts numeric cells by: data-sort, else the number the text starts with; None: last."""
+    def number(td: Node) -> float | None:
+        if "data-missing" in td.attrs:
+            return None
+        if "data-sort" in td.attrs:
+            return float(str(td.attrs["data-sort"]).replace("Infinity", "inf"))
+        return html_page.text_number(td.text())
+
+    return [number(td) for td in tds]
 
 
 def test_float_cells_are_not_reformatted() -> None:
@@ -384,13 +392,15 @@ def test_sort_keys_are_the_unrounded_values_behind_the_text() -> None:
     assert [th.attrs["data-type"] for th in root.iter("th")] == ["text", "number", "number"]
     top1 = [list(tr.iter("td"))[1] for tr in next(root.iter("tbody")).iter("tr")]
     assert [td.text() for td in top1] == ["74.12 ± 0.30*", "74.12", "–", "74.12", "74.12 (3)"]  # shown as given
-    assert all("num" in td.classes() for td in top1)
-    assert [td.attrs.get("data-sort") for td in top1] == ["74.1249", "74.1151", None, None, "74.12"]
-    assert "data-missing" in top1[2].attrs  # "–" is missing, whatever its key
-    assert "data-missing" in top1[3].attrs  # a NaN key sorts last
-    # An unkeyed column of real numbers sorts by their values.
-    pairs = [list(tr.iter("td"))[2].attrs["data-sort"] for tr in next(root.iter("tbody")).iter("tr")]
-    assert pairs == ["3.0", "2.0", "1.0", "4.0", "5.0"]
+    assert next(root.iter("table")).classes() == ["sortable", "n2", "n3"]  # numeric columns, right-aligned
+    # Only as many digits as keep the keys' order: the text "74.12 (3)" is its key, the others need one.
+    assert [td.attrs.get("data-sort") for td in top1] == ["74.125", "74", None, None, None]
+    assert sort_numbers(top1) == [74.125, 74.0, None, None, 74.12]  # 74.1151 < 74.12 < 74.1249, as the keys
+    assert "data-missing" not in top1[2].attrs  # "–" reads as no number: last without saying so
+    assert "data-missing" in top1[3].attrs  # a NaN key sorts last, though its text reads as a number
+    # An unkeyed column of real numbers sorts by their values, here the numbers the cells print.
+    pairs = [list(tr.iter("td"))[2] for tr in next(root.iter("tbody")).iter("tr")]
+    assert sort_numbers(pairs) == [3, 2, 1, 4, 5] and not [td for td in pairs if "data-sort" in td.attrs]
 
 
 def test_real_number_cells_sort_by_their_own_values() -> None:
@@ -398,8 +408,8 @@ def test_real_number_cells_sort_by_their_own_values() -> None:
                          dtype=object)
     root, _ = parse(render_page("t", [PageSection("s", tables=(PageTable("t", frame),))]))
     rows = [list(tr.iter("td")) for tr in next(root.iter("tbody")).iter("tr")]
-    keys = [row[0].attrs["data-sort"] for row in rows]
-    assert keys == ["74.1234567", repr(float(np.float32(0.1))), "7.0", "Infinity"]
+    assert sort_numbers([row[0] for row in rows]) == [74.1234567, 0.1, 7, math.inf]  # in the values' order
+    assert not [row for row in rows if "data-sort" in row[0].attrs]  # each text reads as its number (10**400: inf)
     assert [th.attrs["data-type"] for th in root.iter("th")] == ["number", "text"]  # booleans are not numbers
 
 
@@ -571,8 +581,9 @@ const tables = spec.tables.map((t) => {
     th.click = () => listeners.forEach((fn) => fn());
     return th;
   });
-  const rows = t.rows.map((r) => {
+  const rows = t.rows.map((r, i) => {
     const tr = element(r.attrs);
+    tr.index = i;  // the page's order, for the results (not read by the script)
     tr.cells = r.cells.map((c) => Object.assign(element(c.attrs), { textContent: c.text }));
     return tr;
   });
@@ -590,7 +601,7 @@ global.document = {
 const steps = spec.clicks.map(([t, column]) => {
   tables[t].headers[column].click();
   return {
-    order: tables[t].tBodies[0].rows.map((r) => Number(r.getAttribute("data-order"))),
+    order: tables[t].tBodies[0].rows.map((r) => r.index),
     ariaSort: tables[t].headers.map((h) => h.getAttribute("aria-sort")),
   };
 });
@@ -641,6 +652,11 @@ def test_rows_carry_their_filter_values_and_the_filters_are_hidden_without_javas
     assert [(o.attrs["value"], o.text()) for o in select.iter("option")] == [
         ("", "all"), ("p1", "resnet20 → resnet8"), ("p2", NASTY)]
     assert not list(root.iter("form"))  # nothing is ever submitted
+    # a filter may read a row's value from a column's text, or give the value of rows that say nothing
+    page = render_page("t", [PageSection("s", tables=(table,))],
+                       filters=[PageFilter("pair", "pair", (("p1", "a"),), column="pair", default="p1")])
+    (select,) = parse(page)[0].iter("select")
+    assert (select.attrs["data-column"], select.attrs["data-default"]) == ("pair", "p1")
     with pytest.raises(ValueError, match="row data for 1 rows of 2"):
         PageTable("t", frame, row_data=[{"pair": "p1"}])
     with pytest.raises(ValueError, match="lowercase letters"):

@@ -22,6 +22,7 @@ from kdbench.errors import KdbenchWarning
 from kdbench.plan import ComponentRef, SelectionSpec, expand, load_suite
 from kdbench.store import RunStore, iter_records, published_records
 from kdbench.tables.cells import welch_p as scalar_welch_p
+from kdbench.tables.html_page import text_number
 from kdbench.tables.leaderboard import boards, variant_of
 from kdbench.tables.leaderboard_entry import suite_entries
 from kdbench.tables.leaderboard_files import write_leaderboard
@@ -266,7 +267,7 @@ class Page(HTMLParser):
         self._in.append(tag)
         if tag == "table":
             self._main = "main" in (a.get("class") or "")
-        elif tag == "tr" and self._main and "data-pair" in a:
+        elif tag == "tr" and self._main and "tbody" in self._in:
             self.rows.append({"data": a, "cells": [], "links": []})
         elif tag == "td" and self._main and self.rows:
             self.rows[-1]["cells"].append("")
@@ -310,7 +311,7 @@ def test_the_page_holds_every_row_with_its_records_entry_and_figures(published):
     build(published, release="v2", built_on="2026-12-04")
     page, parsed = parse_page(published)
     csv = read_csv(published, "digits.csv")
-    header = re.findall(r"<th [^>]*><button type=\"button\">([^<]*)</button>", page.split('class="sortable main"')[1]
+    header = re.findall(r"<th [^>]*><button type=\"button\">([^<]*)</button>", page.split('class="sortable main')[1]
                         .split("</thead>")[0])
     column = {name: i for i, name in enumerate(header)}
     assert len(parsed.rows) == len(csv)
@@ -339,7 +340,9 @@ def test_the_page_holds_every_row_with_its_records_entry_and_figures(published):
         # three revisions: counted, not listed; the day the row's last run finished
         assert cells[column["YAML · revision · date"]] == "YAML · 3 revisions · 2026-12-05"
         assert row["data"]["data-method"] == {"kd+DS": "kd"}.get(record.label, record.label)
-        assert row["data"]["data-lrds"] == ("DS" if record.label == "kd+DS" else "none")
+        # "none", the +LR/+DS filter's default, is not written; a distilled row's pair is its pair cell's text
+        assert row["data"].get("data-lrds") == ("DS" if record.label == "kd+DS" else None)
+        assert ("data-pair" in row["data"]) == (not record.teacher)
     assert sorted(linked) == sorted(records)  # every record once
     assert parsed.svgs == 2 and parsed.images == 0  # a figure per pair, drawn as SVG; no PNG any more
     assert "teacher" not in column and page.count("teacher: 90.00") == 2  # the pair's teacher: in its figure
@@ -379,9 +382,14 @@ def test_the_page_sorts_by_the_unrounded_numbers_of_the_csv(published):
     build(published)
     page = (published.root / "leaderboard" / "index.html").read_text()
     csv = read_csv(published, "digits.csv")
-    # Each "top-1" cell ("84.17 ± 1.26") carries its row's mean (to 6 significant digits); row order is the CSV's.
-    shown = [float(key) for key in re.findall(r'<td class="num" data-sort="([^"]+)">\d+\.\d\d\u00a0±', page)]
-    assert shown == pytest.approx(list(csv["mean"]), rel=1e-6)
+    # Each "top-1" cell ("84.17 ± 1.26") sorts by its data-sort, else by the number its text reads as; those
+    # numbers are in the order of the CSV's unrounded means (row order is the CSV's), ties and all.
+    cells = re.findall(r'<td(?: data-sort="([^"]+)")?>(\d+\.\d\d\u00a0±[^<]*)</td>', page)
+    shown = [float(key) if key else text_number(text) for key, text in cells]
+    means = list(csv["mean"])
+    assert len(shown) == len(means) > 1
+    assert all((a < b) == (m < n) and (a == b) == (m == n) for a, m in zip(shown, means, strict=True)
+               for b, n in zip(shown, means, strict=True))
 
 
 def test_the_committed_records_make_a_page_whose_entries_rerun_them(tmp_path, registry):

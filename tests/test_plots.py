@@ -409,7 +409,9 @@ def svg_tree(markup: str):
 
 
 def tick_values(root, anchor: str) -> list[float]:
-    return [float(t.text) for t in root.iter("text") if t.get("class") == "tick" and t.get("text-anchor") == anchor]
+    """The tick labels of one axis: the texts of the tick group anchored at ``anchor`` (x: middle, y: end)."""
+    (group,) = [g for g in root.iter("g") if g.get("class") == "tick" and g.get("text-anchor") == anchor]
+    return [float(t.text) for t in group.iter("text")]
 
 
 def test_the_time_axis_fits_a_narrow_band_and_starts_at_zero_only_for_a_wide_spread():
@@ -436,13 +438,17 @@ def test_every_drawn_thing_is_in_the_legend_and_markers_are_open():
     assert legend == ["kd", "kd+DS", "<b>&</b>", "from scratch: 70.00 (3 seeds)", "from scratch ± std (0.50)",
                       "teacher: 80.00"]
     assert "<b>" not in markup  # text is escaped
-    markers = [p for p in root.iter("path") if "m" in (p.get("class") or "").split()]
-    assert len(markers) == 3 + 3  # three points, three legend swatches
+    swatches = [p for p in root.iter("path") if "m" in (p.get("class") or "").split()]
+    groups = [g for g in root.iter("g") if "m" in (g.get("class") or "").split()]  # the points, one group a colour
+    assert len(swatches) == 3 and [len(g.findall("path")) for g in groups] == [1, 1, 1]
     css = (Path(__file__).resolve().parents[1] / "kdbench/tables/static/leaderboard.css").read_text()
     assert "svg .m { fill: none;" in css  # open markers: two on one spot both stay visible
-    assert len({p.get("class") for p in markers}) == 3  # a colour class per method
-    tips = [p.find("title").text for p in markers if p.find("title") is not None]
+    assert {p.get("class") for p in swatches} == {g.get("class") for g in groups}  # a point is its legend's colour
+    assert len({g.get("class") for g in groups}) == 3  # a colour class per method
+    tips = [p.find("title").text for g in groups for p in g.findall("path")]
     assert tips[0].startswith("kd · T=4: 72.00 ± 0.50, 100 s, 3 seeds")
+    bars = [p for p in root.iter("path") if "e" in (p.get("class") or "").split()]
+    assert len(bars) == 3 and all(p.get("d").count("M") == 2 for p in bars)  # a bar each way per point
     # one run from scratch: no band, and no band in the legend
     single = svg_tree(time_accuracy_svg(points, Reference(T, 80.0, S, 70.0, 0.0, 1), "best", "p"))
     assert not [r for r in single.iter("rect") if r.get("class") == "band"]

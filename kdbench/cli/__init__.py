@@ -10,8 +10,9 @@ Where things go: ``kdbench run``, ``tables`` and ``score`` write to the run stor
 published results (``--results``, default ``./results``).
 
 The app (``app.py``) lists the commands; each command is a function with its options in its signature, in
-the module of its group (``runs``, ``components``, ``results``, ``submissions``, ``score``, ``teacher``, ``doctor``), and options several
-commands share are defined once (``common``). ``reference`` renders the README's command table from the app.
+the module of its group (``runs``, ``components``, ``results``, ``submissions``, ``score``, ``teacher``,
+``doctor``), and options several commands share are defined once (``common``). ``reference`` renders the
+README's command table from the app.
 """
 
 from kdbench.cli.app import app, main

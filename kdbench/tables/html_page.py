@@ -23,9 +23,11 @@ on. The page:
 * draws figures as PNG data URIs (:class:`PageFigure`) or as inline SVG markup (:class:`PageSvg`), which is
   checked to be drawing elements only: no script, no event handler, no link, no style attribute.
 
-How sorting is split: Python decides, per column, whether it is numeric and writes each cell's number
-into ``data-sort``; missing cells ("–", None, NaN) get ``data-missing`` and sort last in both
-directions. The script only compares those keys (numbers numerically, text with a natural,
+How sorting is split: Python decides, per column, whether it is numeric and writes a cell's number into
+``data-sort`` only where the cell's text does not already read as that number in the right order (the
+script reads "+1.20*" as 1.2, :func:`text_number`; a page of tens of thousands of cells stays small);
+missing cells ("–", None, NaN) sort last in both directions, with ``data-missing`` where their text
+would read as a number. The script only compares those keys (numbers numerically, text with a natural,
 case-insensitive collation). A cell's number is, first found:
 
 1. the caller's unrounded value, from ``PageTable.sort_keys`` (the mean behind "74.12 ± 0.30*"), so cells
@@ -206,6 +208,12 @@ class PageFilter:
     name: str  # the data attribute, e.g. "pair" for data-pair
     label: str  # what the drop-down is called on the page
     options: tuple[tuple[str, str], ...]  # (value, text shown)
+    #: The header of the column whose cell text names a row's value when the row has no ``data-<name>`` (the
+    #: option of that text, or the text itself): rows need not repeat what a cell shows.
+    column: str = ""
+    #: The value of a row that says nothing (no attribute, no such column, no section's): the common value
+    #: need not be written on every row.
+    default: str = ""
 
     def __post_init__(self) -> None:
         if not DATA_NAME.match(self.name):
@@ -319,7 +327,8 @@ def render_page(title: str, sections: Sequence[PageSection], footer: str = "", s
 
 
 def _filter(page_filter: PageFilter) -> dict[str, Any]:
-    return {"name": page_filter.name, "label": page_filter.label,
+    return {"name": page_filter.name, "label": page_filter.label, "column": page_filter.column,
+            "default": page_filter.default,
             "options": [{"value": value, "text": text} for value, text in page_filter.options]}
 
 
@@ -366,7 +375,8 @@ def _svg(figure: PageSvg, figure_id: str) -> dict[str, Any]:
 
 
 def _table(table: PageTable, table_id: str) -> dict[str, Any]:
-    """Headers and rows of cells ({text, num, missing, sort}) for the template's sortable table."""
+    """Headers and rows of cells ({text, missing, sort, parts}) for the template's sortable table; ``numeric``
+    lists the numeric columns (1-based), which the style sheet right-aligns by the table's class, not per cell."""
     frame = table.frame
     headers: list[dict[str, Any]] = []
     columns: list[list[dict[str, Any]]] = []
@@ -381,18 +391,105 @@ def _table(table: PageTable, table_id: str) -> dict[str, Any]:
             keys = [None if missing else _own_number(value) for value, (_, missing) in zip(values, shown, strict=True)]
             present = [key for key, (_, missing) in zip(keys, shown, strict=True) if not missing]
             numeric = bool(present) and all(key is not None for key in present)
-        cells = []
-        for value, (text, missing), key in zip(values, shown, keys, strict=True):
-            sort = _sort_attr(key) if numeric and key is not None and not missing else None
+        if numeric:
             # A numeric cell without a number (a NaN key) shows its text and sorts last.
-            cells.append({"text": text, "num": numeric, "missing": missing or (numeric and sort is None),
-                          "sort": sort, "parts": _parts(value)})
+            keys = [None if missing else key for key, (_, missing) in zip(keys, shown, strict=True)]
+            cells = _numeric_cells(values, [text for text, _ in shown], keys)
+        else:
+            cells = [{"text": text, "missing": missing, "sort": None, "parts": _parts(value)}
+                     for value, (text, missing) in zip(values, shown, strict=True)]
         headers.append({"text": _header_text(label), "num": numeric})
         columns.append(cells)
     data = table.row_data or [{}] * frame.shape[0]
     rows = [{"cells": [column[i] for column in columns], "data": data[i]} for i in range(frame.shape[0])]
     return {"id": table_id, "title": table.title, "headers": headers, "rows": rows, "note": _blocks(table.note),
-            "css": table.css}
+            "css": table.css, "numeric": [j + 1 for j, h in enumerate(headers) if h["num"]]}
+
+
+def _numeric_cells(values: list[object], texts: list[str], keys: list[float | None]) -> list[dict[str, Any]]:
+    """A numeric column's cells with the fewest bytes that still sort them by ``keys`` (None: last).
+
+    Why: a published page holds tens of thousands of such cells. The script sorts a cell by its ``data-sort``,
+    else by the number its text starts with (:func:`text_number`), and a cell with neither sorts last; so a cell
+    whose text already reads as its sort number carries no attribute, and ``data-missing`` is written only where
+    the text of a missing cell would read as a number.
+    """
+    numbers = [text_number(text) for text in texts]
+    chosen = _order_keys(keys, numbers)
+    cells = []
+    for value, text, key, number, sort in zip(values, texts, keys, numbers, chosen, strict=True):
+        spelled = None if key is None or number == sort[1] else sort[0]
+        cells.append({"text": text, "missing": key is None and number is not None, "sort": spelled,
+                      "parts": _parts(value)})
+    return cells
+
+
+def _order_keys(keys: list[float | None], numbers: list[float | None]) -> list[tuple[str, float]]:
+    """Per cell, a sort number (as written and as read) in the same order as ``keys``, as short as that allows.
+
+    Walking the distinct keys upward, each gets the number its cells' text reads as when that is the key rounded
+    as printed and still lies above the previous key's choice and below the next key; else the key rounded to the
+    fewest decimals that does. Equal keys get equal numbers, distinct keys distinct ones in the same order, so
+    rows sort exactly as by the unrounded keys (ties in the caller's order) with fewer digits on the page.
+    """
+    distinct = sorted({key for key in keys if key is not None})
+    texts: dict[float, set[float | None]] = {}
+    for key, number in zip(keys, numbers, strict=True):
+        if key is not None:
+            texts.setdefault(key, set()).add(number)
+    chosen: dict[float, tuple[str, float]] = {}
+    low: float | None = None
+    for i, key in enumerate(distinct):
+        high = distinct[i + 1] if i + 1 < len(distinct) else None
+        read = texts[key]
+        (number,) = read if len(read) == 1 else (None,)
+        if number is not None and _rounds_to(key, number) and _between(number, low, high):
+            chosen[key] = (_spell(number), number)
+        else:
+            chosen[key] = _shortest(key, low, high)
+        low = chosen[key][1]
+    return [chosen[key] if key is not None else ("", math.nan) for key in keys]
+
+
+def _between(value: float, low: float | None, high: float | None) -> bool:
+    return (low is None or value > low) and (high is None or value < high)
+
+
+def _rounds_to(key: float, number: float) -> bool:
+    """Whether ``number`` is ``key`` as printed to some count of decimals (the text shows the key, not another)."""
+    return any(float(f"{key:.{d}f}") == number for d in range(0, 18)) if math.isfinite(key) else False
+
+
+def _shortest(key: float, low: float | None, high: float | None) -> tuple[str, float]:
+    """``key`` to the fewest decimals that stay strictly between ``low`` and ``high`` (the key itself always does)."""
+    if math.isinf(key):
+        return _sort_attr(key), key
+    for decimals in range(0, 18):
+        text = f"{key:.{decimals}f}"
+        if _between(float(text), low, high):
+            return _spell(float(text)), float(text)
+    return _sort_attr(key), key
+
+
+def _spell(number: float) -> str:
+    """A number as few characters as JavaScript's ``Number()`` reads back exactly ("3", "62.7164", "1e-05")."""
+    if math.isinf(number):
+        return _sort_attr(number)
+    text = repr(number)
+    return text[:-2] if text.endswith(".0") else text
+
+
+#: The number a cell's text starts with, as the page's script reads it (the same pattern is in leaderboard.js):
+#: an optional sign (Unicode minus too) and decimal digits, not followed by more of a number ("1,959", "1e-05").
+TEXT_NUMBER = re.compile(r"^([+\-\u2212]?)([0-9]+(?:\.[0-9]+)?)(?![0-9.,eE])")
+
+
+def text_number(text: str) -> float | None:
+    """The number the page's script reads from a cell's text when it has no ``data-sort`` ("+1.20*" → 1.2)."""
+    match = TEXT_NUMBER.match(text)
+    if match is None:
+        return None
+    return -float(match.group(2)) if match.group(1) in ("-", "\u2212") else float(match.group(2))
 
 
 def _parts(value: object) -> list[dict[str, str]] | None:

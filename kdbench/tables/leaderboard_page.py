@@ -6,7 +6,9 @@ entry (the YAML that trains it again, in the section's folded "Suite entries"), 
 date its runs finished, and ``data-*`` attributes for the filters (pair, method, +LR/+DS; the benchmark and its
 label noise are its section's). What is the same for many rows is written once: a pair is a short code in the
 row (``p7``) named once in the filter's drop-down, and one suite entry serves every pair a method ran on with
-the same seeds. That keeps 10,000 published records under 3 MB of page.
+the same seeds; a distilled row's pair filter value is read from its pair cell, and "none" of +LR/+DS is the
+filter's default, not written. html_page writes a cell's sort number only where its text does not already read
+as one in the right order.
 
 Why a section per benchmark: numbers are compared only within a benchmark, so each has its own method
 summary, method × pair table, figures (one per pair, inline SVG) and suite entries.
@@ -15,7 +17,7 @@ summary, method × pair table, figures (one per pair, inline SVG) and suite entr
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -88,9 +90,10 @@ def filters(boards: Sequence[Board], codes: Codes) -> list[PageFilter]:
     noise = sorted({float(v) for v in rows["_noise"].fillna(0.0)})
     return [
         PageFilter("benchmark", "benchmark", tuple((code, name) for name, code in codes.benchmarks.items())),
-        PageFilter("pair", "pair", tuple((code, name) for name, code in codes.pairs.items())),
+        PageFilter("pair", "pair", tuple((code, name) for name, code in codes.pairs.items()), column="pair"),
         PageFilter("method", "method", tuple((m, m) for m in methods)),
-        PageFilter("lrds", "+LR/+DS", tuple((f, "neither" if f == "none" else f"+{f}") for f in flags)),
+        PageFilter("lrds", "+LR/+DS", tuple((f, "neither" if f == "none" else f"+{f}") for f in flags),
+                   default="none"),
         PageFilter("noise", "label noise", tuple((noise_value(v), "clean labels" if v == 0 else f"{v:g} of labels")
                                                  for v in noise)),
     ]
@@ -115,12 +118,12 @@ def sections(board: Board, metric: str, codes: Codes) -> list[PageSection]:
         noise = per_row.loc[rows.index, "noise_rate"]
         tables = [
             PageTable(f"Methods · {board.dataset}", display_summary(summary), SUMMARY_NOTE,
-                      sort_keys=_rounded(sort_keys(summary, SUMMARY_SORT_KEYS)),
-                      row_data=[{"method": str(m), "lrds": lrds(str(label))}
+                      sort_keys=sort_keys(summary, SUMMARY_SORT_KEYS),
+                      row_data=[_filter_data(str(m), str(label))
                                 for m, label in zip(summary["method"], summary["label"], strict=True)]),
             PageTable(f"Method × pair · {board.dataset}", _main_rows(rows, records, anchors, benchmark), NOTE,
-                      sort_keys=_rounded(sort_keys(rows, {**{k: v for k, v in ROW_SORT_KEYS.items() if k != "teacher"},
-                                                          "seeds": "n"})), css="main",
+                      sort_keys=sort_keys(rows, {**{k: v for k, v in ROW_SORT_KEYS.items() if k != "teacher"},
+                                                 "seeds": "n"}), css="main",
                       row_data=[_row_data(row, codes, rows) for row in rows.itertuples()]),
         ]
         figures = _figures(rows, runs, wall_std, metric, str(benchmark), codes)
@@ -141,22 +144,23 @@ def _keyed_rows(runs: pd.DataFrame) -> list[list[tuple[str, RunSpec]]]:
     return list(rows.values())
 
 
-def _rounded(keys: dict[Hashable, list[float]]) -> dict[Hashable, list[float]]:
-    """Sort keys to 6 significant digits: still finer than the cells print (two decimals), so cells that print
-    alike sort by what they are, at a third of the page's bytes of full-precision keys."""
-    return {column: [float(f"{v:.6g}") for v in values] for column, values in keys.items()}
+def _filter_data(method: str, label: str) -> dict[str, str]:
+    """A row's method and +LR/+DS filter values; "none", the lrds filter's default, is left for it to say (most rows
+    have neither, and a page holds thousands of rows)."""
+    flags = lrds(label)
+    return {"method": method} | ({} if flags == "none" else {"lrds": flags})
 
 
 def _row_data(row: object, codes: Codes, rows: pd.DataFrame) -> dict[str, str]:
-    """A main-table row's filter values (its section gives the benchmark and label noise); the student from scratch
-    belongs to every pair of its student."""
+    """A main-table row's filter values (its section gives the benchmark and label noise). A distilled row's pair is
+    what its pair cell shows, which the pair filter reads (its ``column``); the student from scratch belongs to
+    every pair of its student, so its row names them."""
     teacher, student, label, method = (getattr(row, name) for name in ("teacher", "student", "label", "method"))
-    if teacher:
-        pairs = codes.pairs[pair_text(teacher, student)]
-    else:
+    data = _filter_data(str(method), str(label))
+    if not teacher:
         teachers = rows.loc[(rows["student"] == student) & (rows["teacher"] != ""), "teacher"].unique()
-        pairs = " ".join(codes.pairs[pair_text(t, student)] for t in teachers)
-    return {"pair": pairs, "method": str(method), "lrds": lrds(str(label))}
+        data = {"pair": " ".join(codes.pairs[pair_text(t, student)] for t in teachers)} | data
+    return data
 
 
 def _last_day(finished: str) -> str:

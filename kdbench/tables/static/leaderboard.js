@@ -1,12 +1,15 @@
 /* The leaderboard page's script (kdbench/tables/html_page.py), inlined as it is and hashed into the page's
    CSP at each render. ES5, no libraries, no network. Without it the page is plain tables; with it:
-   - sorting: every header sorts its column. The keys come from the page (data-sort: the number to sort by;
-     data-missing: sorts last), never from the cell's text; rows with equal keys keep the caller's order
-     (data-order);
-   - filters: the drop-downs show only the rows whose data-<name> holds the chosen value (a space-separated
-     list: the student from scratch belongs to every pair of its student; a row without that attribute is
-     hidden while the filter is set), and the search only rows whose text holds it; figures
-     and sections with data-<name> follow the same filters; a section left without a row is hidden;
+   - sorting: every header sorts its column. A numeric column's cell sorts by its data-sort, else by the
+     number its text starts with (NUMBER, the pattern html_page.text_number mirrors: the page writes
+     data-sort only where the text does not read as the right number), and last with data-missing or with
+     neither; a text column sorts by the text. Rows with equal keys keep the page's order (numbered at load);
+   - filters: the drop-downs show only the rows whose value holds the chosen one. A row's value is its
+     data-<name> (a space-separated list: the student from scratch belongs to every pair of its student),
+     else the option named by its cell in the column the select's data-column heads, else its section's
+     data-<name> (the benchmark), else the select's data-default; a row with none is hidden while the
+     filter is set. The search shows only rows whose text holds it; figures and sections with data-<name>
+     follow the same filters; a section left without a row is hidden;
    - a link to a code block inside a folded <details> unfolds it. */
 (function () {
   "use strict";
@@ -19,10 +22,14 @@
     a = a.toLowerCase(); b = b.toLowerCase();
     return a < b ? -1 : (a > b ? 1 : 0);
   }
+  var NUMBER = /^([+\-\u2212]?)([0-9]+(?:\.[0-9]+)?)(?![0-9.,eE])/;
   function sortKey(cell, numeric) {
     if (!cell || cell.getAttribute("data-missing") !== null) { return null; }
     if (numeric) {
-      var value = Number(cell.getAttribute("data-sort"));
+      var given = cell.getAttribute("data-sort");
+      var match = given === null ? NUMBER.exec(cell.textContent) : null;
+      if (given === null && !match) { return null; }
+      var value = given !== null ? Number(given) : Number((match[1] && match[1] !== "+" ? "-" : "") + match[2]);
       return isNaN(value) ? null : value;
     }
     return cell.textContent.trim();
@@ -36,8 +43,7 @@
     var rows = [];
     for (var i = 0; i < body.rows.length; i++) {
       var row = body.rows[i];
-      var order = Number(row.getAttribute("data-order")) || 0;
-      rows.push({row: row, key: sortKey(row.cells[index], numeric), order: order});
+      rows.push({row: row, key: sortKey(row.cells[index], numeric), order: row.kdOrder || 0});
     }
     rows.sort(function (a, b) {
       if (a.key === null || b.key === null) {
@@ -55,6 +61,8 @@
   function wire(table) {
     if (!table.tHead || !table.tHead.rows.length || !table.tBodies.length) { return; }
     var headers = table.tHead.rows[0].cells;
+    var body = table.tBodies[0];
+    for (var r = 0; r < body.rows.length; r++) { body.rows[r].kdOrder = r; }  /* the page's order, for ties */
     for (var i = 0; i < headers.length; i++) {
       (function (index) {
         var button = headers[index].querySelector("button");
@@ -66,24 +74,44 @@
   for (var t = 0; t < tables.length; t++) { wire(tables[t]); }
 
   var bar = document.querySelector ? document.querySelector("div.filters") : null;
-  function holds(element, name, value) {  /* data-<name> is a space-separated list of values */
-    var values = element.getAttribute("data-" + name);
+  function holds(values, value) {  /* values: a space-separated list, or null */
     return values !== null && (" " + values + " ").indexOf(" " + value + " ") >= 0;
   }
-  function matches(element, section, wanted) {  /* what a row does not say, its section may (its benchmark) */
-    for (var name in wanted) {
-      if (Object.prototype.hasOwnProperty.call(wanted, name) &&
-          !holds(element.getAttribute("data-" + name) !== null ? element : section, name, wanted[name])) {
-        return false;
+  function headerIndex(table, text) {  /* the column headed `text`, or -1 */
+    var headers = table && table.tHead && table.tHead.rows.length ? table.tHead.rows[0].cells : [];
+    for (var i = 0; i < headers.length; i++) {
+      if (headers[i].textContent.trim() === text) { return i; }
+    }
+    return -1;
+  }
+  function valueOf(row, section, select) {  /* a row's value for a filter; see the top of this file */
+    var name = select.getAttribute("data-filter");
+    if (row.getAttribute("data-" + name) !== null) { return row.getAttribute("data-" + name); }
+    var column = select.getAttribute("data-column");
+    var table = row.parentNode ? row.parentNode.parentNode : null;
+    var index = column ? headerIndex(table, column) : -1;
+    if (index >= 0 && row.cells[index]) {
+      var text = row.cells[index].textContent.trim();
+      for (var o = 0; o < select.options.length; o++) {
+        if (select.options[o].value && select.options[o].text === text) { return select.options[o].value; }
       }
+      return text;
+    }
+    if (section.getAttribute("data-" + name) !== null) { return section.getAttribute("data-" + name); }
+    return select.getAttribute("data-default");
+  }
+  function matches(row, section, wanted) {
+    for (var i = 0; i < wanted.length; i++) {
+      if (!holds(valueOf(row, section, wanted[i]), wanted[i].value)) { return false; }
     }
     return true;
   }
   function applyFilters() {
-    var wanted = {};
+    var wanted = [], pair;
     var selects = bar.querySelectorAll("select[data-filter]");
     for (var i = 0; i < selects.length; i++) {
-      if (selects[i].value) { wanted[selects[i].getAttribute("data-filter")] = selects[i].value; }
+      if (selects[i].value) { wanted.push(selects[i]); }
+      if (selects[i].value && selects[i].getAttribute("data-filter") === "pair") { pair = selects[i].value; }
     }
     var text = bar.querySelector("input[data-filter-text]").value.trim().toLowerCase();
     var shown = 0, total = 0;
@@ -101,8 +129,8 @@
       }
       var figures = sections[s].querySelectorAll("figure[data-pair]");
       for (var f = 0; f < figures.length; f++) {
-        var pair = wanted.pair === undefined || holds(figures[f], "pair", wanted.pair);
-        figures[f].hidden = !pair || !any;
+        var shows = pair === undefined || holds(figures[f].getAttribute("data-pair"), pair);
+        figures[f].hidden = !shows || !any;
       }
       var tablesHere = sections[s].querySelectorAll("div.table");
       for (var d = 0; d < tablesHere.length; d++) {
