@@ -399,7 +399,7 @@ def svg_points(seconds: list[float], top1: list[float], labels: list[str] | None
     from kdbench.tables.leaderboard_svg import Point
 
     labels = labels or [f"m{i}" for i in range(len(seconds))]
-    return [Point(label, "T=4", s, 1.0, a, 0.5, 3) for label, s, a in zip(labels, seconds, top1, strict=True)]
+    return [Point(label, s, 1.0, a, 0.5, 3) for label, s, a in zip(labels, seconds, top1, strict=True)]
 
 
 def svg_tree(markup: str):
@@ -446,7 +446,7 @@ def test_every_drawn_thing_is_in_the_legend_and_markers_are_open():
     assert {p.get("class") for p in swatches} == {g.get("class") for g in groups}  # a point is its legend's colour
     assert len({g.get("class") for g in groups}) == 3  # a colour class per method
     tips = [p.find("title").text for g in groups for p in g.findall("path")]
-    assert tips[0].startswith("kd · T=4: 72.00 ± 0.50, 100 s, 3 seeds")
+    assert tips[0] == "kd: 72.00 ± 0.50, 100 s, 3 seeds"
     bars = [p for p in root.iter("path") if "e" in (p.get("class") or "").split()]
     assert len(bars) == 3 and all(p.get("d").count("M") == 2 for p in bars)  # a bar each way per point
     # one run from scratch: no band, and no band in the legend

@@ -191,3 +191,17 @@ def test_leaderboard_check_writes_nothing_and_exits_1_on_a_change(tmp_path, monk
     assert main(["leaderboard", "--check", "v2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no release 'v2'" in err[0] and "releases there: v1" in err[0]
+
+
+def test_no_committed_record_changed_or_vanished_since_the_last_release(capsys):
+    """The repository's own results against its newest release: records published since are fine (a release
+    comes with a later publish), but a record edited or removed after release is caught."""
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    releases = sorted((results / "releases").glob("*.json"))
+    assert releases, "results/releases/ holds the committed releases"
+    latest = max(releases, key=lambda p: read_release(results, p.stem).created)
+    main(["leaderboard", "--check", latest.stem, "--results", str(results)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and not [line for line in lines if line.startswith(("changed ", "removed "))]

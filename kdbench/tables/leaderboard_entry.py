@@ -2,13 +2,15 @@
 runs again.
 
 Why from the records' specs: a record holds the resolved spec of its run, so the entry is written back from
-what ran, not from a suite file that may have changed since. Each entry is a complete suite with one method
-entry: the dataset with its resolved parameters, the recipe and the teachers' recipe (fields that differ from
+what ran, not from a suite file that may have changed since. Each entry is a complete suite with its method
+entries: the dataset with its resolved parameters, the recipe and the teachers' recipe (fields that differ from
 the suite defaults), the seeds, the pairs and the method with its resolved parameters, Data Selection and
 Label Revision. A setting that followed the run's seed (an estimator left unseeded) is left out, so that it
 follows the seed again. Runs that share everything but the pair and have the same seeds share one entry (one
-line per pair), so the entry of a method over ten pairs is one entry, not ten; the runs an entry expands to
-are exactly the published runs it was written from (a test checks the keys).
+line per pair), so the entry of a method over ten pairs is one entry, not ten; and methods that ran on the same
+dataset, recipe, seeds and pairs share one suite (one method entry each), so a benchmark whose methods all ran
+on its pairs is one suite, which is most of what the page's YAML would otherwise repeat. The runs an entry
+expands to are exactly the published runs it was written from (a test checks the keys).
 
 What an entry cannot pin: the code versions of the components (the installed plugins' versions are used) and
 a teacher from a checkpoint, named by the path it had where it ran.
@@ -152,8 +154,7 @@ def suite_entries(groups: Iterable[Sequence[Keyed]]) -> tuple[list[SuiteEntry], 
         for part in parts:
             head = _head(part[0][1])
             heads.setdefault(canonical_json(head), (head, []))[1].extend(part)
-    entries: list[SuiteEntry] = []
-    anchors: dict[str, str] = {}
+    grouped: dict[str, list[SuiteEntry]] = {}
     for head, keyed in heads.values():
         by_pair: dict[tuple[str, str, str | None], tuple[dict[str, Any], list[Keyed]]] = {}
         for run in keyed:
@@ -165,9 +166,26 @@ def suite_entries(groups: Iterable[Sequence[Keyed]]) -> tuple[list[SuiteEntry], 
             by_seeds.setdefault(tuple(sorted({spec.seed for _, spec in pair_runs})), []).append((pair, pair_runs))
         for seeds, pairs in by_seeds.items():
             entry = _entry(head, seeds, pairs)
-            entries.append(entry)
-            anchors.update(dict.fromkeys(entry.keys, entry.anchor))
+            # methods on the same dataset, recipe, seeds and pairs share one suite: it expands to exactly their runs
+            same = {k: v for k, v in entry.suite.items() if k not in ("methods", "pairs")}
+            same["pairs"] = sorted(canonical_json(pair) for pair in entry.suite["pairs"])
+            grouped.setdefault(canonical_json(same), []).append(entry)
+    entries = [_merged(group) for group in grouped.values()]
+    anchors: dict[str, str] = {}
+    for entry in entries:
+        anchors.update(dict.fromkeys(entry.keys, entry.anchor))
     return entries, anchors
+
+
+def _merged(entries: list[SuiteEntry]) -> SuiteEntry:
+    """One suite of the entries' methods (they share everything else, the pairs as a set)."""
+    if len(entries) == 1:
+        return entries[0]
+    first = entries[0]
+    suite = {**first.suite, "methods": [method for entry in entries for method in entry.suite["methods"]]}
+    title = f"{len(suite['methods'])} methods · " + first.title.split(" · ", 1)[1]
+    return SuiteEntry(f"yaml-{content_key(suite, 7)}", title, suite,
+                      tuple(key for entry in entries for key in entry.keys))
 
 
 def _entry(head: dict[str, Any], seeds: Sequence[int], pairs: list[tuple[dict[str, Any], list[Keyed]]]) -> SuiteEntry:
@@ -178,4 +196,4 @@ def _entry(head: dict[str, Any], seeds: Sequence[int], pairs: list[tuple[dict[st
     names = (", ".join(runs[0][1].pair if pair.get("teacher") else pair["student"] for pair, runs in pairs)
              if len(pairs) <= 2 else f"{len(pairs)} {'pairs' if first.teacher else 'students'}")
     title = f"{first.label} · {names} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-    return SuiteEntry(f"yaml-{content_key(suite, 10)}", title, suite, keys)
+    return SuiteEntry(f"yaml-{content_key(suite, 7)}", title, suite, keys)

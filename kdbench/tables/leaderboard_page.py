@@ -33,7 +33,6 @@ from kdbench.tables.leaderboard import (
     Board,
     display_rows,
     display_summary,
-    method_params,
     pair_text,
     row_records,
     sort_keys,
@@ -46,7 +45,7 @@ NBSP = "\u00a0"
 FIGURE_NOTE = ("The figures, one per pair: {metric} top-1 (%) against training time per run (the run's own "
                "training and evaluation wall time). Each point is a method variant's mean over its seeds, with bars "
                "of ± one std over seeds on both axes (none with one seed); markers are open, so points on top of each "
-               "other stay visible, and pointing at one shows its parameters and numbers. The axes fit the points: "
+               "other stay visible, and pointing at one shows its method and numbers. The axes fit the points: "
                "time starts at 0 only when they spread over more than half of it.")
 ENTRIES_TITLE = "Suite entries (YAML): paste one into a file and run it with kdbench run to train those runs again"
 
@@ -100,7 +99,7 @@ def filters(boards: Sequence[Board], codes: Codes) -> list[PageFilter]:
 
 
 def figure_anchor(benchmark: str, pair: str) -> str:
-    return f"fig-{content_key([benchmark, pair], 10)}"
+    return f"fig-{content_key([benchmark, pair], 7)}"
 
 
 def sections(board: Board, metric: str, codes: Codes) -> list[PageSection]:
@@ -211,11 +210,11 @@ def _figures(rows: pd.DataFrame, runs: pd.DataFrame, wall_std: pd.Series, metric
     distilled = rows[rows["teacher"] != ""]
     for (teacher, student), pair_rows in distilled.groupby(["teacher", "student"], sort=False):
         name = pair_text(str(teacher), str(student))
-        points = [Point(label=str(label), detail=method_params(str(params)), seconds=float(seconds),
+        points = [Point(label=str(label), seconds=float(seconds),
                         seconds_std=float(wall_std.get(row, math.nan)), top1=float(mean), top1_std=float(std),
                         n=int(n))
-                  for row, label, params, seconds, mean, std, n in zip(
-                      pair_rows.index, pair_rows["label"], pair_rows["params"], pair_rows["wall_time_s"],
+                  for row, label, seconds, mean, std, n in zip(
+                      pair_rows.index, pair_rows["label"], pair_rows["wall_time_s"],
                       pair_rows["mean"], pair_rows["std"], pair_rows["n"], strict=True)
                   if math.isfinite(seconds) and seconds > 0 and math.isfinite(mean)]
         scratch = runs.loc[(runs["teacher_key"] == "") & (runs["method"] == SCRATCH_METHOD)

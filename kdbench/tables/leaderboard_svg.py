@@ -3,7 +3,7 @@
 Why SVG written by hand and not a matplotlib PNG per pair: at a grown publication's 40 pairs the PNGs were
 two thirds of ``kdbench leaderboard``'s time and most of its page; an SVG of a few hundred points is a few
 kilobytes of text, drawn by the browser at any size, and needs no JavaScript. Each point carries a
-``<title>`` (the browser's tooltip): the variant, its parameters and its numbers.
+``<title>`` (the browser's tooltip): the variant's label and its numbers (its parameters are its table row's).
 
 How it avoids the old figure's faults: the axes fit the points (time starts at 0 only when the points spread
 over more than half of it, so a narrow band is not squashed at one side), markers are open shapes drawn
@@ -37,7 +37,6 @@ class Point:
     """One variant on the pair: means and sample stds over its runs (std NaN or 0 with one run)."""
 
     label: str  # the method as the table names it: the legend groups by it
-    detail: str  # what else tells the variant apart (its parameters), for the tooltip
     seconds: float  # mean wall time per run
     seconds_std: float
     top1: float
@@ -186,8 +185,8 @@ def _points(points: Sequence[Point], spread: Sequence[float], style: dict[str, t
             bars.setdefault(colour, []).append(
                 f"M{sx((point.seconds - s) / divisor):.0f},{y:.0f}H{sx((point.seconds + s) / divisor):.0f}"
                 f"M{x:.0f},{sy(point.top1 - dy):.0f}V{sy(point.top1 + dy):.0f}")
-        tip = (f"{point.label}{' · ' + point.detail if point.detail else ''}: {point.top1:.2f}"
-               + (f" ± {point.top1_std:.2f}" if point.n >= 2 else "")
+        # the row's label and numbers: its parameters are the table's (a tooltip each was a third of a figure)
+        tip = (f"{point.label}: {point.top1:.2f}" + (f" ± {point.top1_std:.2f}" if point.n >= 2 else "")
                + f", {point.seconds / divisor:.3g} {unit}, {point.n} seed{'s' if point.n > 1 else ''}")
         markers.setdefault(colour, []).append(f'<path d="{_marker(shape, x, y)}"><title>{escape(tip)}</title></path>')
     return ([f'<path class="e c{colour}" d="{"".join(paths)}"/>' for colour, paths in sorted(bars.items())]
