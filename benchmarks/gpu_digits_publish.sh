@@ -8,9 +8,9 @@
 # DEADLINE_S (seconds from this script's start) bounds the suites so the records come back before the
 # device's limit; a suite left unfinished is resumed by the same command (finished runs are kept by key).
 set -uo pipefail
-out=${OUT:-/tmp/gpu_out}; mkdir -p "$out"
+out=${OUT:-$PWD/gpu_out}; mkdir -p "$out"      # $OUT: the device tool's folder that comes back
 slots=${SLOTS:-6}
-export KDBENCH_HOME=${KDBENCH_HOME:-/tmp/kdbench_home} KDBENCH_RUNS=${KDBENCH_RUNS:-runs}
+export KDBENCH_HOME=${KDBENCH_HOME:-$PWD/gpu_home} KDBENCH_RUNS=${KDBENCH_RUNS:-runs}
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; } > "$out/gpu.txt" 2>&1
 
 if [ $# -eq 0 ]; then

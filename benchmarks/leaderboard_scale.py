@@ -6,7 +6,7 @@ machine, from reading the records to the written page, in at most 15 s and 500 M
 
     python benchmarks/leaderboard_scale.py                 # 10,000 records in a temporary folder, then the build
     python benchmarks/leaderboard_scale.py --records 2000  # fewer
-    python benchmarks/leaderboard_scale.py --keep /tmp/lb  # keep the folder (results/raw/... and leaderboard/)
+    python benchmarks/leaderboard_scale.py --keep lb_scale   # keep the folder (results/raw/... and leaderboard/)
 
 How the records are made: the committed quickstart records are the templates (one per method
 entry of the quickstart). Each new record is a template with another benchmark (the dataset's image size,
@@ -16,10 +16,10 @@ a seeded generator, and it stays a valid ``RunRecord`` (one in 500 is validated 
 That gives what a grown publication looks like: 4 benchmarks × 10 pairs × 84 variants × 3 seeds (3 seeds per row,
 as every kdbench suite runs), 3,334 leaderboard rows (``--seeds 5``: 50 variants, 2,000 rows).
 
-The build runs in a child process (``--build DIR``), the same call ``kdbench leaderboard`` makes:
-``published_records`` then ``write_leaderboard``. It prints the seconds of the whole child (Python start and
-imports included), of reading and of building, the child's peak resident memory (``getrusage``, its own and
-that of any process it started) and the size of the page.
+The build runs in a child process (``--build DIR``), the same steps ``kdbench leaderboard`` takes:
+``published_files``, then ``write_leaderboard`` and ``write_runs_table``, under one GC pause. It prints the
+seconds of the whole child (Python start and imports included), of reading and of building, the child's peak
+resident memory (``getrusage``, its own and that of any process it started) and the size of the page.
 """
 
 from __future__ import annotations
@@ -144,16 +144,22 @@ def write_records(root: Path, count: int, seeds: int = SEEDS) -> int:
 def build(results: Path) -> None:
     """The child: what ``kdbench leaderboard --results DIR`` does, timed; one JSON line on stdout."""
     started = time.perf_counter()
-    from kdbench.store import RunStore, published_records
+    from kdbench.store import RunStore
+    from kdbench.store.publish import paused_gc
+    from kdbench.store.published_files import one_per_run, published_files
     from kdbench.tables.leaderboard_files import write_leaderboard
+    from kdbench.tables.runs_table import write_runs_table
 
     imported = time.perf_counter()
     imported_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the interpreter and its imports alone
     store = RunStore(results)
-    records = published_records(store)
-    read = time.perf_counter()
-    boards, paths = write_leaderboard(store, records, release="scale", built_on="2026-01-01")
-    done = time.perf_counter()
+    with paused_gc():  # as kdbench.cli.results.write_leaderboard runs the same three steps
+        files = published_files(store)
+        records = one_per_run(files)
+        read = time.perf_counter()
+        boards, paths = write_leaderboard(store, records, release="scale", built_on="2026-01-01")
+        paths.append(write_runs_table(results, files))
+        done = time.perf_counter()
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     page = results / "leaderboard" / "index.html"
     print(json.dumps({"records": len(records), "rows": sum(len(b.rows) for b in boards),

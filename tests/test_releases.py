@@ -11,8 +11,7 @@ import pytest
 
 from kdbench.cli import main
 from kdbench.errors import KdbenchError
-from kdbench.store import RunStore
-from kdbench.store.publish import published_records
+from kdbench.store import RunStore, published_records
 from kdbench.store.published_files import one_per_run, published_files
 from kdbench.store.release_check import check_release
 from kdbench.store.releases import make_release, read_release, release_path, write_release
@@ -62,8 +61,11 @@ def test_the_manifest_names_every_file_with_its_sha256(tmp_path):
 
 def test_the_tree_is_read_once_for_every_consumer(tmp_path):
     store = RunStore(tmp_path / "results")
-    fill(store)
-    assert one_per_run(published_files(store)) == published_records(store)
+    specs = fill(store)
+    files = published_files(store)
+    assert sorted(f.path for f in files) == sorted(f"raw/s/{spec.key}/record.json" for spec in specs.values())
+    assert sorted(r.key for r in one_per_run(files)) == sorted(spec.key for spec in specs.values())
+    assert published_records(store) == one_per_run(files)
 
 
 def test_a_release_is_never_overwritten(tmp_path):

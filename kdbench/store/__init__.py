@@ -2,7 +2,8 @@
 
 from kdbench.store.home import default_runs_root, kdbench_home
 from kdbench.store.outputs import write_outputs
-from kdbench.store.publish import PublishReport, check_results_folder, publish_suite, published_records, suites_in
+from kdbench.store.publish import PublishReport, check_results_folder, publish_suite, suites_in
+from kdbench.store.published_files import published_records
 from kdbench.store.records import (
     SCHEMA_VERSION,
     DetectionRecord,

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from kdbench.errors import KdbenchError
 from kdbench.store.records import Replacement, RunRecord
-from kdbench.store.runs import RECORD, RunStore, iter_records, read_run_record, read_suite_info
+from kdbench.store.runs import RunStore, iter_records, read_run_record, read_suite_info
 
 
 @dataclass
@@ -110,14 +110,6 @@ def read_published_record(path: Path) -> RunRecord | None:
         return RunRecord.model_validate_json(path.read_bytes())
     except (OSError, ValueError, ValidationError):  # ValidationError is a ValueError; named for the reader
         return read_run_record(path)
-
-
-def published_records(published: RunStore) -> list[RunRecord]:
-    """Every published record, once per run (:func:`once_per_run`)."""
-    check_results_folder(published.root)
-    with paused_gc():
-        records = (read_published_record(path) for path in sorted((published.root / "raw").rglob(RECORD)))
-        return once_per_run(record for record in records if record is not None)
 
 
 def once_per_run(records: Iterable[RunRecord]) -> list[RunRecord]:

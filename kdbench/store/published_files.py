@@ -47,5 +47,10 @@ def published_files(published: RunStore) -> list[PublishedFile]:
 
 
 def one_per_run(files: Sequence[PublishedFile]) -> list[RunRecord]:
-    """Each run once, as :func:`kdbench.store.published_records` gives them, from files already read."""
+    """Each run once (:func:`~kdbench.store.publish.once_per_run`), from files already read."""
     return once_per_run(file.record for file in files)
+
+
+def published_records(published: RunStore) -> list[RunRecord]:
+    """Every published record, once per run: :func:`published_files` read for a caller that needs no paths."""
+    return one_per_run(published_files(published))

@@ -1,15 +1,13 @@
 """The leaderboard's files under ``results/leaderboard/``: per dataset the rows and the method summary as CSV
 and Markdown, and one static HTML page for every dataset, with its filters, links and per-pair figures.
 
-The records come from the caller, read once (``published_records``), because the same records also make
+The records come from the caller, read once (``store.published_files``), because the same records also make
 ``results/runs.parquet``: reading 10,000 of them is most of the command's time.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,20 +25,6 @@ def today() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
 
-@contextmanager
-def records_left_alone() -> Iterator[None]:
-    """The objects that exist now (the records, most of the process) kept out of garbage collections until the end.
-
-    Why: the board's tables allocate many short-lived objects, and each full collection they trigger would walk
-    every object of 10,000 records again (seconds in all) to find nothing. New objects are still collected.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def write_leaderboard(published: RunStore, records: Sequence[RunRecord], metric: str = "best",
                       release: str | None = None, built_on: str | None = None) -> tuple[list[Board], list[Path]]:
     """Rebuild every leaderboard file from ``records`` (the published ones, each run once).
@@ -49,8 +33,7 @@ def write_leaderboard(published: RunStore, records: Sequence[RunRecord], metric:
     (None: today's UTC date, YYYY-MM-DD)."""
     if not records:
         raise KdbenchError(f"no published run records under {published.root / 'raw'}: publish a suite first")
-    with records_left_alone():
-        built, files = _files(records, metric, release, built_on)
+    built, files = _files(records, metric, release, built_on)  # the caller pauses the GC (store.paused_gc)
     return built, write_outputs(published.root / LEADERBOARD, files)
 
 

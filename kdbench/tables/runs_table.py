@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 
 from kdbench.plan.spec import LabelNoise, canonical_json
 from kdbench.store import write_outputs
-from kdbench.store.publish import paused_gc
 from kdbench.store.published_files import PublishedFile
 from kdbench.tables.frame import record_row
 
@@ -189,9 +188,8 @@ SCHEMA = pa.schema([column.field() for column in COLUMNS])
 
 def runs_table(files: Sequence[PublishedFile]) -> pa.Table:
     """One row per published record file, sorted by path; built column by column from one flattening per record."""
-    with paused_gc():
-        runs = [Run(f, record_row(f.record)) for f in sorted(files, key=lambda f: f.path)]
-        arrays = [pa.array([c.value(r) for r in runs], type=c.type) for c in COLUMNS]
+    runs = [Run(f, record_row(f.record)) for f in sorted(files, key=lambda f: f.path)]
+    arrays = [pa.array([c.value(r) for r in runs], type=c.type) for c in COLUMNS]
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
