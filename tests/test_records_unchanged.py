@@ -2,7 +2,7 @@
 
 ``tests/data/quickstart_reduced_records.json`` holds the six records of this suite as an earlier kdbench
 wrote them. Run keys and record fields must match everywhere (they are computed, not measured); numbers
-match to the last digit under the torch build and processor that wrote the file, which the README's
+match to the last digit under the torch build, processor and memory format that wrote the file, which the README's
 reproduction promise is about, and are not compared elsewhere (another CPU picks other kernels).
 """
 
@@ -68,10 +68,10 @@ def test_run_keys_and_record_fields_are_unchanged(records):
 
 def test_record_numbers_are_unchanged_on_the_machine_that_wrote_them(records):
     here = environment("cpu", "serial")
-    if (here.torch, here.device_name, here.cpu_capability) != (GOLDEN["torch"], GOLDEN["device_name"],
-                                                               GOLDEN["cpu_capability"]):
+    written_by = (GOLDEN["torch"], GOLDEN["device_name"], GOLDEN["cpu_capability"], GOLDEN["memory_format"])
+    if (here.torch, here.device_name, here.cpu_capability, here.memory_format) != written_by:
         pytest.skip(f"numbers are compared under torch {GOLDEN['torch']} on {GOLDEN['device_name']} "
-                    f"({GOLDEN['cpu_capability']} kernels) only; this is torch {torch.__version__} on "
-                    f"{here.device_name} ({here.cpu_capability})")
+                    f"({GOLDEN['cpu_capability']} kernels, {GOLDEN['memory_format']}) only; this is torch "
+                    f"{torch.__version__} on {here.device_name} ({here.cpu_capability}, {here.memory_format})")
     for label, record in records.items():
         assert record == without_timings(GOLDEN["records"][label]), label

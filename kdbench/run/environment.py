@@ -44,8 +44,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(device: str, executor: str | None = None) -> Environment:
-    """Where a run ran: versions, host, device, and the executor that ran it."""
+def environment(device: str, executor: str | None = None, channels_last: bool = True) -> Environment:
+    """Where a run ran: versions, host, device, the executor that ran it and the memory format it trained in."""
     import torch
 
     gpu = cuda = None
@@ -66,4 +66,5 @@ def environment(device: str, executor: str | None = None) -> Environment:
         device_name=gpu or cpu_model(),
         executor=executor,
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        memory_format="channels_last" if channels_last else "contiguous",
     )

@@ -40,6 +40,10 @@ class RunOptions:
     checkpoint_every: int = 10
     eval_batch_size: int = 1024  # also the batch of a teacher-output cache build
     mixed_precision: bool = True  # bf16 autocast on CUDA (no effect on CPU)
+    # the channels_last memory format for images and networks, on the CPU as on CUDA: other kernels for the same
+    # function (oneDNN's NHWC convolutions, 15-25% faster on a CPU), so not part of a run's key; recorded in
+    # each record's environment, and `kdbench verify` re-trains a record with the format it was trained in
+    channels_last: bool = True
     extra_plugin_files: tuple[str, ...] = ()
     executor: str = "serial"  # recorded in every record's provenance
     threads: int | None = None  # torch intra-op threads of a worker (None: torch's default)

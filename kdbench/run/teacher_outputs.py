@@ -174,12 +174,25 @@ class RememberingTeacher:
         return logits
 
 
+def compute_identity(device: str, mixed_precision: bool, channels_last: bool) -> str:
+    """How a table's logits are computed, as far as it moves their last digits: bf16 autocast on CUDA, else
+    float32; on a CPU also the memory format (its NHWC and NCHW kernels round differently, and a cached run must
+    equal the live run bit for bit). On CUDA the tables were always built channels_last, so their identity (and
+    every key hashed from it) stays what it was."""
+    if device.startswith("cuda"):
+        return "bf16-autocast" if mixed_precision else "float32"
+    return "float32, channels_last" if channels_last else "float32"
+
+
 def forward_seconds(teacher: nn.Module, data: ImageDataset, batch_size: int, device: str,
-                    mixed_precision: bool) -> float:
+                    mixed_precision: bool, channels_last: bool) -> float:
     """The teacher's forward pass per image in batches of ``batch_size``, timed here on the first training
-    images: the fastest of three batches after a warm-up one (a shared machine's noise only slows a batch
-    down). In eval mode and without grad: no buffer moves, no random draw."""
+    images in the memory format the run uses: the fastest of three batches after a warm-up one (a shared
+    machine's noise only slows a batch down). In eval mode and without grad: no buffer moves, no random draw."""
     x = normalize(data.train_images[:batch_size], data.mean, data.std)
+    if channels_last:  # the teacher as the engine places it: the same module, its weights in NHWC
+        x = x.contiguous(memory_format=torch.channels_last)
+        teacher.to(memory_format=torch.channels_last)
     cuda = device.startswith("cuda")
     was_training = teacher.training
     teacher.eval()
@@ -259,7 +272,8 @@ class TeacherOutputs:
 
         def forward(batch: int) -> float:  # timed once per teacher and batch size (the quickstart's are both 64)
             if (key, batch) not in self._forward:
-                self._forward[(key, batch)] = forward_seconds(teacher, data, batch, device, options.mixed_precision)
+                self._forward[(key, batch)] = forward_seconds(teacher, data, batch, device, options.mixed_precision,
+                                                                options.channels_last)
             return self._forward[(key, batch)]
 
         epochs = spec.recipe.epochs
@@ -295,7 +309,7 @@ class TeacherOutputs:
             "views": grid.identity(),
             "mean": list(data.mean),
             "std": list(data.std),
-            "compute": "bf16-autocast" if device.startswith("cuda") and options.mixed_precision else "float32",
+            "compute": compute_identity(device, options.mixed_precision, options.channels_last),
             "dtype": dtype,
         }
 
@@ -328,7 +342,7 @@ class TeacherOutputs:
             try:  # the teacher and the data are on the worker's device already
                 build_teacher_logits(teacher, data, grid, writer.write, batch_size=writer.batch_size,
                                      mixed_precision=options.mixed_precision,
-                                     channels_last=device.startswith("cuda"), step=progress.step,
+                                     channels_last=options.channels_last, step=progress.step,
                                      first_view=done, view_done=writer.view_done)
             except BaseException:  # Ctrl-C or an error: the finished views stay for the next build
                 writer.close()

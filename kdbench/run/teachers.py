@@ -88,6 +88,7 @@ class Teachers:
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.components.options.eval_batch_size, checkpoint_every=0,
                               loader_workers=self.components.options.loader_workers,
+                              channels_last=self.components.options.channels_last,
                               label=f"teacher {spec.arch}")
         keep = _KeepCheckpoints(self.store, spec)
         options = self.components.options
@@ -110,7 +111,8 @@ class Teachers:
             checkpoints=kept,
             metrics=epoch_records(outcome),
             wall_time_s=outcome.wall_time_s,
-            environment=environment(self.components.device, self.components.options.executor),
+            environment=environment(self.components.device, self.components.options.executor,
+                                    self.components.options.channels_last),
             git_revision=git_revision(),
             spec=spec,
             saved_at=time.time(),

@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 
 from kdbench.run.jobs import RunJob
 from kdbench.run.options import RunOptions
-from kdbench.run.worker import WorkerFactory
+from kdbench.run.worker import Worker, WorkerFactory
 from kdbench.store import Environment, RunRecord
 
 # What moves a run's numbers besides its spec (README, "What reproduces"): the machine, its kernels, the torch
-# build and threads. Equal in the published record and the re-run: the same machine, where they should agree to
-# the last digit.
-MACHINE = ("device", "device_name", "cpu_capability", "gpu", "cuda", "torch", "torch_threads")
+# build, threads and the memory format. Equal in the published record and the re-run: the same machine, where
+# they should agree to the last digit.
+MACHINE = ("device", "device_name", "cpu_capability", "gpu", "cuda", "torch", "torch_threads", "memory_format_used")
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,19 @@ def verify_records(records: Sequence[RunRecord], options: RunOptions, plugin_fil
                    tolerance: float) -> Iterator[Verification]:
     """Re-train each record's spec in a temporary run store; one verification per record, as each finishes.
     A record whose spec does not hash to its key (an edited spec) is not re-trained: it could not be the run
-    the record says it is."""
+    the record says it is. Each re-run trains in the memory format its record trained in (older CPU records:
+    contiguous), one worker per format; a teacher already in ``$KDBENCH_HOME`` is used as it is."""
     with tempfile.TemporaryDirectory(prefix="kdbench-verify-") as store:
-        worker = WorkerFactory(replace(options, runs_root=store, force=False, checkpoint_every=0), plugin_files)()
+        workers: dict[bool, Worker] = {}
         for record in records:
             if record.spec.key != record.key:
                 yield Verification(record, None, tolerance, f"its spec hashes to {record.spec.key}, not to its key "
                                    f"{record.key} (an edited spec; see kdbench check-results)")
                 continue
-            outcome = RunJob(record.spec).execute(worker)
+            channels_last = record.environment.memory_format_used == "channels_last"
+            if channels_last not in workers:
+                workers[channels_last] = WorkerFactory(replace(options, runs_root=store, force=False,
+                                                               checkpoint_every=0, channels_last=channels_last),
+                                                       plugin_files)()
+            outcome = RunJob(record.spec).execute(workers[channels_last])
             yield Verification(record, outcome.record, tolerance, outcome.error)

@@ -166,6 +166,7 @@ class Worker:
         config = EngineConfig(recipe=spec.recipe, seed=spec.seed, device=self.components.device,
                               eval_batch_size=self.options.eval_batch_size,
                               mixed_precision=self.options.mixed_precision,
+                              channels_last=self.options.channels_last,
                               checkpoint_every=self.options.checkpoint_every,
                               loader_workers=self.options.loader_workers, shard=shard,
                               label=f"{spec.label} {spec.pair} seed {spec.seed}")
@@ -202,7 +203,7 @@ class Worker:
             metrics=epoch_records(outcome),
             wall_time_s=outcome.wall_time_s,
             train_images_per_s=outcome.train_images_per_s,
-            environment=environment(self.components.device, self.options.executor),
+            environment=environment(self.components.device, self.options.executor, self.options.channels_last),
             git_revision=git_revision(),
             finished_at=time.time(),
             teacher_cache=served.record,

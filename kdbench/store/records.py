@@ -141,6 +141,16 @@ class Environment(_Record):
     device_name: str | None = None  # the GPU, else the CPU model (since schema 2)
     executor: str | None = None  # the executor plugin that ran it (since schema 2)
     cpu_capability: str | None = None  # the CPU kernels torch picked (AVX2, AVX512, ...): one CPU model name, two ISAs
+    # "channels_last" or "contiguous" (since 0.1.0's CPU channels_last); None in older records: contiguous on a
+    # CPU, channels_last on CUDA
+    memory_format: str | None = None
+
+    @property
+    def memory_format_used(self) -> str:
+        """The memory format the run trained in, also for records written before it was recorded."""
+        if self.memory_format is not None:
+            return self.memory_format
+        return "channels_last" if self.device.startswith("cuda") else "contiguous"
 
     @property
     def device_class(self) -> str:

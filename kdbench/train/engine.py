@@ -56,7 +56,7 @@ class EngineConfig:
     device: str = "cpu"
     eval_batch_size: int = 1024
     mixed_precision: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # the memory format of images and networks (CPU and CUDA)
     checkpoint_every: int = 10  # epochs between resume checkpoints (with a checkpointer); 0 disables
     label: str = ""
     loader_workers: int = 4  # decoding processes of a streamed dataset (ignored for data held on the device)
@@ -162,7 +162,7 @@ def _judged_logits(method: DistillationMethod, step: StepInputs, terms: LossTerm
 
 
 def _uses_channels_last(config: EngineConfig) -> bool:
-    return config.device.startswith("cuda") and config.channels_last
+    return config.channels_last
 
 
 def _place(student: nn.Module, method: DistillationMethod, teacher: nn.Module | None, device: str,

@@ -97,6 +97,8 @@ def build_teacher_logits(
     images, n = data.train_images, data.num_train
     device = images.device
     augmenter = PadCropFlip(grid.padding, grid.flip) if grid.augment else None
+    if channels_last:  # as the engine places the live teacher: the same kernels, the same last digits
+        teacher.to(memory_format=torch.channels_last)
     teacher.eval()
     with torch.inference_mode():
         for view in range(first_view, grid.count):
