@@ -69,7 +69,10 @@ def test_teacher_is_trained_once_and_reused(isolated_home, tmp_path, monkeypatch
     loaded = Worker(options).teachers.get(spec)
     again, record2 = loaded.model, loaded.record
     assert saved.stat().st_mtime_ns == mtime and record2.test_top1 == record.test_top1
-    x = torch.randn(2, 3, 8, 8)
+    # the same weights; compared in one memory format (training left ``model`` in channels_last, as the engine
+    # places every network, and NHWC kernels round differently from NCHW ones)
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    again.to(memory_format=torch.channels_last)
     assert torch.equal(model.eval()(x), again.eval()(x))
     assert [r.key for r in TeacherStore(isolated_home).list()] == [spec.key]
 
