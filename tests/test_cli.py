@@ -319,7 +319,7 @@ def test_readme_check_names_what_the_table_lacks_and_rewrites_it(tmp_path, capsy
 
     readme = tmp_path / "README.md"
     text = (ROOT / "README.md").read_text()
-    readme.write_text(text.replace(" [--quiet] [--results DIR]` | Trains", " [--results DIR]` | Trains"))
+    readme.write_text(text.replace(" [--quiet] [--memory-format", " [--memory-format"))
     assert reference.differences(readme) == ["kdbench run: the table lacks [--quiet]; it lists nothing that the CLI "
                                              "does not have"]
     assert reference.main(["--check", str(readme)]) == 1 and "kdbench run" in capsys.readouterr().err
@@ -328,7 +328,7 @@ def test_readme_check_names_what_the_table_lacks_and_rewrites_it(tmp_path, capsy
 
 EXECUTION_DEFAULTS = {"data_root": "elsewhere", "download": True, "device": "cuda:7", "eval_batch_size": 77,
                       "threads": 5, "loader_workers": 3, "nproc": 6, "quiet": True, "force": True,
-                      "checkpoint_every": 9}
+                      "checkpoint_every": 9, "channels_last": False}
 COMMAND_DEFAULTS = """
 import json, sys
 from kdbench.run.options import RunOptions
@@ -357,3 +357,5 @@ def test_every_commands_execution_defaults_are_run_options():
                 if getattr(RunOptions, name) is not None:  # a help text says what None means instead
                     assert "default: " not in help_text or f"default: {default}" in help_text, (path, name, help_text)
     assert {"force", "checkpoint_every"} <= commands["run"].keys() and "checkpoint_every" in commands["tune"]
+    assert commands["run"]["memory_format"][0] == "contiguous"  # RunOptions.channels_last False, as set above
+    assert "default: contiguous" in commands["run"]["memory_format"][1]

@@ -29,6 +29,7 @@ from kdbench.run.teacher_outputs import (
     RememberingTeacher,
     TeacherOutputs,
     auto_decision,
+    compute_identity,
     forward_seconds,
 )
 from kdbench.store import TeacherOutputStore
@@ -621,3 +622,12 @@ def test_a_half_built_table_is_never_published(data, isolated_home):
         writer.commit()
     writer.abort()
     assert not any(store.root.iterdir())
+
+
+def test_a_cpu_tables_identity_names_its_memory_format_and_a_cuda_tables_stays_as_it_was():
+    """NHWC and NCHW kernels round differently on a CPU, so a table built in one format is never served to a run
+    in the other; CUDA tables were always built channels_last, and their keys do not move."""
+    assert compute_identity("cpu", True, True) == "float32, channels_last"
+    assert compute_identity("cpu", True, False) == "float32"  # as every CPU table before the switch
+    assert compute_identity("cuda", True, True) == compute_identity("cuda:1", True, False) == "bf16-autocast"
+    assert compute_identity("cuda", False, True) == "float32"

@@ -122,3 +122,33 @@ def test_verify_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsy
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kdbench: error: ") and message in err[0]
+
+
+def test_a_run_in_contiguous_memory_is_recorded_so_and_verified_in_it(tmp_path, capsys):
+    """``--memory-format contiguous`` (how CPU runs trained before channels_last) keeps the keys, says so in each
+    record, and ``verify`` re-trains such a record contiguous again: equal to the last digit, the same set-up."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(textwrap.dedent(TINY).lstrip())
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    base = ["run", str(suite), "--quiet", "--threads", "1", "--results", str(results)]
+    assert main([*base, "--runs", str(runs), "--memory-format", "contiguous"]) == 0
+    assert main([*base, "--runs", str(tmp_path / "nhwc")]) == 0
+    contiguous = {p.parent.name: json.loads(p.read_text()) for p in (runs / "raw" / "tiny").glob("*/record.json")}
+    nhwc = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "nhwc/raw/tiny").glob("*/record.json")}
+    assert set(contiguous) == set(nhwc) and len(contiguous) == 2  # the same keys
+    assert {r["environment"]["memory_format"] for r in contiguous.values()} == {"contiguous"}
+    assert {r["environment"]["memory_format"] for r in nhwc.values()} == {"channels_last"}
+    publish_suite(RunStore(runs), RunStore(results), "tiny")
+    capsys.readouterr()
+    assert main(["verify", str(suite), "--results", str(results), "--quiet", "--threads", "1", "--tolerance", "0"]) == 0
+    found = rows(capsys.readouterr().out)
+    assert {label: cells[8:] for label, cells in found.items()} == {
+        label: ["+0.00", "+0.00", "same", "ok"] for label in ("ce", "kd")}
+
+
+def test_an_unknown_memory_format_is_one_line_and_exit_2(tmp_path, capsys):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(textwrap.dedent(TINY).lstrip())
+    assert main(["run", str(suite), "--memory-format", "nhwc", "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--memory-format" in err[0] and not (tmp_path / "runs").exists()

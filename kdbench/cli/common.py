@@ -73,6 +73,12 @@ Nproc = Annotated[int | None, option(
     help="train each run on N DDP processes: GPUs, or gloo processes on a CPU (default: the recipe's devices, else 1)")]
 Quiet = Annotated[bool, option(
     "--quiet", help="no progress bars")]
+MemoryFormatName = Literal["channels_last", "contiguous"]
+DEFAULT_MEMORY_FORMAT: MemoryFormatName = "channels_last" if RunOptions.channels_last else "contiguous"
+MemoryFormat = Annotated[MemoryFormatName, option(
+    "--memory-format", metavar="channels_last|contiguous",
+    help="memory format of images and networks: other kernels, other last digits, the same keys (default: "
+         f"{DEFAULT_MEMORY_FORMAT}; CPU records published before channels_last trained contiguous)")]
 
 
 def console() -> Console:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from kdbench.cli.common import (
+    DEFAULT_MEMORY_FORMAT,
     CheckpointEvery,
     DataRoot,
     Device,
@@ -19,6 +20,7 @@ from kdbench.cli.common import (
     LoaderWorkers,
     Log,
     LogParams,
+    MemoryFormat,
     Nproc,
     Plugins,
     Quiet,
@@ -67,6 +69,7 @@ def run(
     loader_workers: LoaderWorkers = RunOptions.loader_workers,
     nproc: Nproc = RunOptions.nproc,
     quiet: Quiet = RunOptions.quiet,
+    memory_format: MemoryFormat = DEFAULT_MEMORY_FORMAT,
     results: Results = "results",
 ) -> int:
     """run a suite: train what is missing, then write its table
@@ -78,7 +81,8 @@ def run(
     run saves a resume checkpoint every `--checkpoint-every` epochs
     (default 10; 0: none), so an interrupted run goes on from there when the same command runs again.
     `--log tensorboard|wandb|mlflow` (repeatable) also sends every run and teacher to an experiment tracker.
-    `--quiet` hides the progress bars.
+    `--quiet` hides the progress bars. `--memory-format contiguous` trains as kdbench did on a CPU before
+    channels_last became the default there (to extend a suite published from such runs).
     """
     out = console()
     plan, registry = plan_suite(suite, plugin, download)
@@ -87,7 +91,8 @@ def run(
     options = run_options(runs=runs, data_root=data_root, download=download, device=device,
                           eval_batch_size=eval_batch_size, threads=threads, loader_workers=loader_workers,
                           nproc=nproc, quiet=quiet, plugin=plugin, force=force, checkpoint_every=checkpoint_every,
-                          executor=name, loggers=loggers_of(log, log_param, plan.suite, registry, runs))
+                          executor=name, loggers=loggers_of(log, log_param, plan.suite, registry, runs),
+                          channels_last=memory_format == "channels_last")
     if dry_run:
         todo = {s.key for s in runs_to_do(plan, options)}
         table = RichTable(title=f"{plan.suite.name}: {len(plan.runs)} runs")
