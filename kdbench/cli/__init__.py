@@ -9,12 +9,12 @@ Where things go: ``kdbench run``, ``tables`` and ``score`` write to the run stor
 ``$KDBENCH_RUNS`` or ``./runs``); only ``kdbench publish`` and ``kdbench leaderboard`` write to the
 published results (``--results``, default ``./results``).
 
-The app (``app.py``) lists the commands; each command is a function with its options in its signature, in
-the module of its group (``runs``, ``components``, ``results``, ``submissions``, ``score``, ``teacher``,
-``doctor``), and options several commands share are defined once (``common``). ``reference`` renders the
-README's command table from the app.
+The app (``app.py``) lists the commands and imports a command's module only to run it; each command is a
+function with its options in its signature, in the module of its group (``runs``, ``components``,
+``results``, ``submissions``, ``score``, ``teacher``, ``doctor``), and options several commands share are
+defined once (``common``). ``reference`` renders the README's command table from the app.
 """
 
-from kdbench.cli.app import app, main
+from kdbench.cli.app import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -1,8 +1,14 @@
-"""The ``kdbench`` Typer app: its commands in order, and :func:`main`, which turns every error into an exit code."""
+"""The ``kdbench`` Typer app: its commands in order, and :func:`main`, which turns every error into an exit code.
+
+A command's module is imported when the app is built, and :func:`main` builds the app with only the command
+the line names (the whole app for ``kdbench --help`` or a name it does not know): the training side imports
+torch (about 470 MB and 2 s), and ``kdbench leaderboard`` or ``tables``, which read records, never pay for it.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import sys
 import warnings
@@ -11,7 +17,6 @@ from typing import Any, TextIO
 
 import typer
 
-from kdbench.cli import components, doctor, results, runs, score, submissions, teacher
 from kdbench.errors import KdbenchError
 
 INTERRUPTED = "kdbench: interrupted; finished runs are kept, run the same command again to resume"
@@ -59,32 +64,63 @@ def _add(group: typer.Typer, name: str, command: Callable[..., int]) -> None:
 _SETTINGS: dict[str, Any] = {"rich_markup_mode": None, "pretty_exceptions_enable": False,
                              "context_settings": {"help_option_names": ["-h", "--help"]}}
 
-app = typer.Typer(name="kdbench", help="Knowledge-distillation benchmark harness.", **_SETTINGS)
-teacher_app = typer.Typer(help="train, list or evaluate teachers", **_SETTINGS)
+#: The commands in ``kdbench --help`` order: name → (module under kdbench.cli, function); ``teacher`` is a group.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("runs", "run"),
+    "tune": ("runs", "tune"),
+    "list": ("components", "list_components"),
+    "tables": ("results", "tables"),
+    "score": ("score", "score"),
+    "teacher": ("teacher", ""),
+    "export-folder": ("components", "export_folder"),
+    "publish": ("results", "publish"),
+    "leaderboard": ("results", "leaderboard"),
+    "check-results": ("submissions", "check_results"),
+    "verify": ("submissions", "verify"),
+    "doctor": ("doctor", "doctor"),
+}
+TEACHER_COMMANDS = {"train": "train", "list": "list_teachers", "eval": "evaluate"}
 
-_add(app, "run", runs.run)
-_add(app, "tune", runs.tune)
-_add(app, "list", components.list_components)
-_add(app, "tables", results.tables)
-_add(app, "score", score.score)
-app.add_typer(teacher_app, name="teacher")
-_add(teacher_app, "train", teacher.train)
-_add(teacher_app, "list", teacher.list_teachers)
-_add(teacher_app, "eval", teacher.evaluate)
-_add(app, "export-folder", components.export_folder)
-_add(app, "publish", results.publish)
-_add(app, "leaderboard", results.leaderboard)
-_add(app, "check-results", submissions.check_results)
-_add(app, "verify", submissions.verify)
-_add(app, "doctor", doctor.doctor)
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with the one named ``only`` (its module alone imported). The root always
+    has a callback, so even a one-command app parses ``kdbench NAME ...`` as the whole app does."""
+    root = typer.Typer(name="kdbench", help="Knowledge-distillation benchmark harness.", **_SETTINGS)
+    root.callback()(lambda: None)
+    for name, (module_name, function) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"kdbench.cli.{module_name}")
+        if name == "teacher":
+            group = typer.Typer(help="train, list or evaluate teachers", **_SETTINGS)
+            for sub_name, sub_function in TEACHER_COMMANDS.items():
+                _add(group, sub_name, getattr(module, sub_function))
+            root.add_typer(group, name="teacher")
+        else:
+            _add(root, name, getattr(module, function))
+    return root
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the whole app, built on first use (the README's command table and the tests read it)."""
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _named_command(args: Sequence[str]) -> str | None:
+    """The command a line names, when it names one: its first argument (options come after it)."""
+    return args[0] if args and args[0] in COMMANDS else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``kdbench`` with these arguments (default: the command line's); the exit code. A usage error (an
     unknown option, a value out of range, a missing argument) is one line on stderr and exit code 2."""
-    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(build_app(_named_command(args)))
     try:
-        code = command.main(args=None if argv is None else list(argv), prog_name="kdbench", standalone_mode=False)
+        code = command.main(args=args, prog_name="kdbench", standalone_mode=False)
     except typer.TyperException as exc:  # Click's usage errors (Typer carries its own Click)
         ctx = getattr(exc, "ctx", None)
         see = f" (see {ctx.command_path} --help)" if ctx is not None else ""

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 import yaml
 from rich.console import Console
 
 from kdbench.errors import KdbenchError
-from kdbench.plan import Plan, Suite, expand, load_suite
+from kdbench.plan.suite_file import Suite, load_suite
 from kdbench.plan.weights import download, weights_location
-from kdbench.registry import Registry, load_registry
-from kdbench.run import RunOptions
-from kdbench.run.loggers import check_loggers
-from kdbench.run.options import LoggerRef
+from kdbench.run.options import LoggerRef, RunOptions
 from kdbench.store.home import default_runs_root
+
+if TYPE_CHECKING:  # at run time imported where used: the registry and the plan's expansion import torch
+    from kdbench.plan import Plan
+    from kdbench.registry import Registry
 
 
 def option(*names: str, **settings: Any) -> Any:
@@ -123,6 +124,9 @@ def suite_name(given: str) -> str:
 
 def plan_suite(suite_file: str, plugin: list[str] | None, download_weights: bool = False) -> tuple[Plan, Registry]:
     """The suite's plan and registry; with ``--download``, the published teacher weights it names fetched first."""
+    from kdbench.plan import expand
+    from kdbench.registry import load_registry
+
     suite = load_suite(suite_file)
     registry = load_registry(suite.plugin_files + tuple(plugin or ()))
     if download_weights:
@@ -171,5 +175,7 @@ def loggers_of(log: list[str] | None, log_param: list[str] | None, suite: Suite,
         index, entry = listed.get(name, (None, None))
         refs.append(LoggerRef(name, {**(entry.params if entry else {}), **given.get(name, {})}))
         places.append(suite.where("loggers", index) if entry is not None and name not in given else "--log")
+    from kdbench.run.loggers import check_loggers
+
     check_loggers(refs, registry, str(runs_root(runs)), lambda i: places[i])
     return tuple(refs)

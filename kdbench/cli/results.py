@@ -24,9 +24,8 @@ from kdbench.cli.common import (
     runs_root,
     suite_name,
 )
-from kdbench.errors import KdbenchError
+from kdbench.errors import KdbenchError, did_you_mean
 from kdbench.plan import TableLayout
-from kdbench.registry import did_you_mean
 from kdbench.run.environment import git_revision
 from kdbench.store import RunStore, iter_records, publish_suite, read_suite_info, suites_in
 from kdbench.store.publish import paused_gc

@@ -14,10 +14,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-#: The paper's Data Selection (docs/methods.md §6): the 80% highest-influence samples go to the teacher.
-DEFAULT_ESTIMATOR = "influence"
-DEFAULT_FRACTION = 0.8
-
 
 @dataclass(frozen=True)
 class SplitOutputs:

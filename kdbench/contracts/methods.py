@@ -31,9 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from kdbench.contracts.losses import cross_entropy_per_sample, kl_per_sample, upcast
+from kdbench.contracts.names import SCRATCH_METHOD
 
-#: The method that trains from ground truth alone: teachers, and students "from scratch", use it.
-SCRATCH_METHOD = "ce"
+__all__ = ["SCRATCH_METHOD", "DistillationMethod", "LossTerms", "MethodContext", "PairInfo", "StepInputs",
+           "ce_and_kd_terms"]
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-#: The paper's η (Tables III, V, VI, VIII) and Eq. (11)'s λ1, λ2 (each table holds the other at 1).
-DEFAULT_ETA = 0.8
-DEFAULT_LAMBDA1 = 1.0
-DEFAULT_LAMBDA2 = 1.0
-#: The strategy a suite's ``revision:`` uses when it names none.
-DEFAULT_STRATEGY = "paper"
+# the paper's defaults live where the plan and the tables read them without torch; a plugin finds them here too
+from kdbench.contracts.names import DEFAULT_ETA, DEFAULT_LAMBDA1, DEFAULT_LAMBDA2, DEFAULT_STRATEGY
+
+__all__ = ["DEFAULT_ETA", "DEFAULT_LAMBDA1", "DEFAULT_LAMBDA2", "DEFAULT_STRATEGY", "LabelRevision", "one_hot_like"]
 
 
 class LabelRevision:

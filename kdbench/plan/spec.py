@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kdbench.contracts.names import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
 from kdbench.contracts.recipe import TrainingRecipe
-from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
 
 SPEC_FORMAT = 1  # bump when the meaning of a key changes
 

@@ -16,8 +16,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kdbench.contracts.estimators import DEFAULT_ESTIMATOR, DEFAULT_FRACTION
-from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2, DEFAULT_STRATEGY
+from kdbench.contracts.names import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_FRACTION,
+    DEFAULT_LAMBDA1,
+    DEFAULT_LAMBDA2,
+    DEFAULT_STRATEGY,
+)
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.tune_file import StudyEntry, studies_as_list

@@ -14,14 +14,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kdbench.errors import KdbenchError
+from kdbench.errors import KdbenchError, did_you_mean
 from kdbench.plan.expand import Plan, expand, method_recipe, teacher_recipe
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import RunSpec
 from kdbench.plan.suite_file import MethodEntry, Suite
 from kdbench.plan.tune_file import Distribution, StudyEntry
 from kdbench.registry import Registry
-from kdbench.registry.components import did_you_mean
 
 REVISION_FIELDS = ("lambda1", "lambda2", "temperature")
 SELECTION_FIELDS = ("fraction",)

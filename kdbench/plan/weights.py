@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdbench.errors import KdbenchError
-from kdbench.registry import Component
+
+if TYPE_CHECKING:
+    from kdbench.registry import Component
 
 
 def weights_location(model: Component[Callable[..., Any]], weights: str, where: str) -> tuple[Path, str]:

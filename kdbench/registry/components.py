@@ -8,21 +8,22 @@ way, before anything runs.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from kdbench.contracts.estimators import DataValueEstimator
 from kdbench.contracts.hookspecs import KINDS
-from kdbench.contracts.loggers import RunLogger
-from kdbench.contracts.methods import DistillationMethod
-from kdbench.contracts.models import PublishedWeights
-from kdbench.contracts.revisions import LabelRevision
-from kdbench.errors import KdbenchError
+from kdbench.errors import KdbenchError, did_you_mean
 from kdbench.registry.kinds import contract_problem, describe_factory, published_weights_of
 from kdbench.registry.validation import parameter_hints, short_repr, type_error
+
+if TYPE_CHECKING:  # annotations only: the contracts import torch, and the registry's names are read without it
+    from kdbench.contracts.estimators import DataValueEstimator
+    from kdbench.contracts.loggers import RunLogger
+    from kdbench.contracts.methods import DistillationMethod
+    from kdbench.contracts.models import PublishedWeights
+    from kdbench.contracts.revisions import LabelRevision
 
 # Parameters a component receives from the harness at run time rather than from the user; they are
 # neither listed by `kdbench list` nor accepted in suite files.
@@ -40,15 +41,6 @@ Where = str | Callable[[str], str]
 
 #: A component's factory: a class or function, as its kind's contract (``kdbench.registry.kinds``) allows.
 F = TypeVar("F", bound=Callable[..., Any], covariant=True)
-
-
-def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
-    """A short suffix naming the closest choices, or listing all of them when nothing is close."""
-    same_but_case = [c for c in choices if c.lower() == name.lower()]
-    close = same_but_case or difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
-    if close:
-        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "; known: " + ", ".join(sorted(choices)) if choices else "; none are registered"
 
 
 def _prefix(where: Where, key: str | None = None) -> str:

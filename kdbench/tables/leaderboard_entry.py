@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
+from kdbench.contracts.names import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
 from kdbench.contracts.recipe import TrainingRecipe
-from kdbench.contracts.revisions import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import RunSpec, canonical_json, content_key
 

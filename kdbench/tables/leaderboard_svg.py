@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from kdbench.tables.plots import time_unit
+from kdbench.tables.units import time_unit
 
 WIDTH, HEIGHT = 620, 380  # the plot, in SVG units (CSS pixels at scale 1)
 LEFT, RIGHT, TOP, BOTTOM = 58, 16, 14, 46  # margins inside the plot box for ticks and axis labels

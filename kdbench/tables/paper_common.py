@@ -18,8 +18,14 @@ from typing import Any
 
 import pandas as pd
 
-from kdbench.contracts.estimators import DEFAULT_ESTIMATOR, DEFAULT_FRACTION
-from kdbench.contracts.revisions import DEFAULT_ETA, DEFAULT_LAMBDA1, DEFAULT_LAMBDA2, DEFAULT_STRATEGY
+from kdbench.contracts.names import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_ETA,
+    DEFAULT_FRACTION,
+    DEFAULT_LAMBDA1,
+    DEFAULT_LAMBDA2,
+    DEFAULT_STRATEGY,
+)
 from kdbench.tables.cells import DASH, Stats, Table, format_cell, mean_std, metric_column, pairs
 
 KD = "kd"

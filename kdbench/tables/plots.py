@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.scale import SymmetricalLogTransform
 
 from kdbench.tables.cells import Stats, metric_column, scratch_stats, teacher_stats
+from kdbench.tables.units import time_unit
 
 WIDTH_IN = 7.0  # figure width before extra legend columns
 PLOT_HEIGHT_IN = 4.2  # height of everything above the caption
@@ -165,15 +166,6 @@ def note_empty(ax: Axes, message: str) -> None:
 
 
 # --- time against accuracy (the paper's Fig. 3) -----------------------------------------------------
-
-
-def time_unit(seconds: float) -> tuple[float, str]:
-    """Divisor and name of the unit in which ``seconds`` reads well: s below 2 min, min below 2 h, else h."""
-    if not math.isfinite(seconds) or seconds < 120:
-        return 1.0, "s"
-    if seconds < 7200:
-        return 60.0, "min"
-    return 3600.0, "h"
 
 
 def uses_lda(runs: pd.DataFrame) -> pd.Series:

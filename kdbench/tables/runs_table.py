@@ -147,7 +147,7 @@ COLUMNS: tuple[Column, ...] = (
     S("last_top1", FLOAT, "the last epoch's test top-1 (%)", _row("last_top1")),
     S("last_top5", FLOAT, "the last epoch's test top-5 (%); null in records before schema 3", _row("last_top5"), True),
     S("test_top1_per_epoch", pa.list_(FLOAT), "test top-1 (%) after each epoch, in order",
-      lambda r: [e.test_top1 for e in r.file.record.metrics]),
+      lambda r: list(r.file.test_top1_per_epoch)),
     S("wall_time_s", FLOAT, "training wall time (s)", _row("wall_time_s")),
     S("train_images_per_s", FLOAT, "training throughput (images/s)", _row("train_images_per_s")),
     S("evaluated_head", STRING, "the head the accuracies measure: `student`, or `method` (SimKD)",
