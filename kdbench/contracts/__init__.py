@@ -27,7 +27,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time a name is imported 
         exported_dataset,
         hold_out_validation,
     )
-    from kdbench.contracts.estimators import CheckpointOutputs, DataValueEstimator, Scores, ScoringInputs, SplitOutputs
+    from kdbench.contracts.estimators import (
+        CheckpointOutputs,
+        DataValueEstimator,
+        Scores,
+        ScoringInputs,
+        SplitOutputs,
+        TeacherNetwork,
+    )
     from kdbench.contracts.executors import Executor, Job, require
     from kdbench.contracts.files import temporary_beside
     from kdbench.contracts.hookspecs import hookimpl
@@ -78,6 +85,7 @@ __all__ = [
     "Scores",
     "ScoringInputs",
     "SplitOutputs",
+    "TeacherNetwork",
     "StreamRequest",
     "StreamedBatch",
     "StreamedDataset",
@@ -130,6 +138,7 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "Scores": "kdbench.contracts.estimators",
     "ScoringInputs": "kdbench.contracts.estimators",
     "SplitOutputs": "kdbench.contracts.estimators",
+    "TeacherNetwork": "kdbench.contracts.estimators",
     "StepInputs": "kdbench.contracts.methods",
     "StreamRequest": "kdbench.contracts.streams",
     "StreamedBatch": "kdbench.contracts.streams",

@@ -5,6 +5,10 @@ An estimator scores every training sample once, from the trained teacher, before
 features, logits and labels on un-augmented images, the classifier head, the teacher's weight decay,
 optionally a validation split and checkpoints saved while the teacher trained (TracIn). Everything is
 float64 so that the influence solvers are exact to rounding.
+
+An estimator that differentiates through the whole network (Kronfluence, TRAK) declares ``needs_network``
+and also gets :class:`TeacherNetwork`: the teacher module itself (and its checkpoints' modules), with the
+un-augmented, normalised images of the training and validation splits in sample order.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,22 @@ class CheckpointOutputs:
 
 
 @dataclass(frozen=True)
+class TeacherNetwork:
+    """The teacher as a network, for estimators with ``needs_network``: a copy of the trained module (eval mode,
+    float32, on the CPU), copies of the modules of the checkpoints saved while it trained (``needs_checkpoints``; epoch,
+    learning rate, module), and each split's normalised, un-augmented images (float32, N×C×H×W, sample order:
+    row i is sample i of ``ScoringInputs.train``) with their labels. An estimator may differentiate through
+    the modules (their parameters require grad); they are copies, so nothing it does reaches the run."""
+
+    model: nn.Module
+    train_images: Tensor
+    train_labels: Tensor
+    val_images: Tensor | None = None
+    val_labels: Tensor | None = None
+    checkpoints: tuple[tuple[int, float, nn.Module], ...] = ()
+
+
+@dataclass(frozen=True)
 class ScoringInputs:
     train: SplitOutputs
     head_weight: Tensor  # C×d, the trained teacher's final linear layer
@@ -48,6 +68,7 @@ class ScoringInputs:
     val: SplitOutputs | None = None
     checkpoints: tuple[CheckpointOutputs, ...] = ()
     seed: int = 0
+    network: TeacherNetwork | None = None  # given to estimators with ``needs_network`` only
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,8 @@ class DataValueEstimator:
     suspect_when: ClassVar[str] = "high"
     needs_validation: bool = False
     needs_checkpoints: ClassVar[bool] = False
+    # The teacher module and the split's images (``ScoringInputs.network``), for whole-network estimators
+    needs_network: ClassVar[bool] = False
 
     def score(self, inputs: ScoringInputs) -> Scores:
         raise NotImplementedError

@@ -73,7 +73,7 @@ class Scorer:
         try:
             with _counting_batches(models, progress):
                 inputs = scoring_inputs(teacher.model, data, decay, checkpoints, batch_size=options.eval_batch_size,
-                                        loader_workers=options.loader_workers)
+                                        loader_workers=options.loader_workers, network=comp.factory.needs_network)
         finally:
             progress.finish()
         start = time.perf_counter()

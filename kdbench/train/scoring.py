@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from kdbench.contracts import CheckpointOutputs, ScoringInputs, SplitOutputs
+from kdbench.contracts import CheckpointOutputs, ScoringInputs, SplitOutputs, TeacherNetwork
 from kdbench.contracts.models import classifier_of
 from kdbench.errors import KdbenchError
 from kdbench.train.sources import AnyDataset, BatchSource, SourceSettings, open_source
@@ -56,8 +56,10 @@ def scoring_inputs(
     seed: int = 0,
     batch_size: int = 1024,
     loader_workers: int = 4,
+    network: bool = False,
 ) -> ScoringInputs:
-    """Everything an estimator may use, computed once from the teacher (and its training checkpoints)."""
+    """Everything an estimator may use, computed once from the teacher (and its training checkpoints); with
+    ``network``, also the teacher as a network and the splits' images (:class:`TeacherNetwork`)."""
     device = str(next(teacher.parameters()).device)
     source = open_source(data, SourceSettings.evaluation(device, batch_size, loader_workers))
     try:
@@ -67,7 +69,36 @@ def scoring_inputs(
         for epoch, lr, model in checkpoints:
             weight, bias = head_of(model)
             ckpts.append(CheckpointOutputs(epoch, lr, split_outputs(model, source, "train"), weight, bias))
+        whole = teacher_network(teacher, source, checkpoints) if network else None
     finally:
         source.close()
     weight, bias = head_of(teacher)
-    return ScoringInputs(train, weight, bias, weight_decay, val, tuple(ckpts), seed)
+    return ScoringInputs(train, weight, bias, weight_decay, val, tuple(ckpts), seed, whole)
+
+
+def split_images(source: BatchSource, split: str) -> tuple[Tensor, Tensor]:
+    """The normalised, un-augmented images of a split and their labels, float32 on the CPU in sample order."""
+    images, labels, indices = [], [], []
+    for batch in source.eval_batches(split):
+        images.append(batch.images.float().cpu().contiguous())
+        labels.append(batch.labels.cpu())
+        indices.append(batch.indices.cpu())
+    order = torch.argsort(torch.cat(indices))
+    return torch.cat(images)[order], torch.cat(labels)[order]
+
+
+def teacher_network(teacher: nn.Module, source: BatchSource,
+                    checkpoints: Sequence[tuple[int, float, nn.Module]]) -> TeacherNetwork:
+    """Copies of the teacher and its checkpoints as CPU float32 modules in eval mode (an estimator may
+    differentiate through them; the run's own teacher is untouched), with the training and validation images."""
+    import copy
+
+    def copied_for_scoring(model: nn.Module) -> nn.Module:
+        copied = copy.deepcopy(model).float().cpu().eval()
+        copied.to(memory_format=torch.contiguous_format)
+        return copied.requires_grad_(True)
+
+    train_images, train_labels = split_images(source, "train")
+    val_images, val_labels = split_images(source, "val") if source.size("val") else (None, None)
+    return TeacherNetwork(copied_for_scoring(teacher), train_images, train_labels, val_images, val_labels,
+                          tuple((epoch, lr, copied_for_scoring(model)) for epoch, lr, model in checkpoints))
