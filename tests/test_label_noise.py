@@ -5,6 +5,7 @@ scikit-learn, `kdbench score`'s detection table, and the three "beyond the paper
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from kdbench.cli import main
 from kdbench.errors import KdbenchError
 from kdbench.plan import DatasetRef, LabelNoise, expand, load_suite
 from kdbench.registry import load_registry
-from kdbench.train.label_noise import auroc, detect_flipped, flip_labels, precision_at_k, with_label_noise
+from kdbench.train.label_noise import (
+    auroc,
+    detect_flipped,
+    flip_labels,
+    found_by_inspecting,
+    precision_at_k,
+    with_label_noise,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,6 +130,17 @@ def test_auroc_and_precision_at_k_against_a_hand_example_and_scikit_learn():
     assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
     low = detect_flipped(torch.tensor(-scores), torch.tensor(labels), "low")  # a score suspicious when low
     assert low.auroc == pytest.approx(roc_auc_score(labels, scores)) and low.k == int(labels.sum())
+    top = np.argsort(-scores, kind="stable")[:50]  # the most suspicious 10% of 500, by hand
+    assert low.found_at_10 == pytest.approx(labels[top].sum() / labels.sum())
+
+
+def test_found_by_inspecting_counts_the_flipped_labels_in_the_most_suspicious_share():
+    suspicion = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    flipped = np.array([True, False, False, True, False, False, True, False, False, True])
+    assert found_by_inspecting(suspicion, flipped) == 0.25  # 10% of 10 = the top 1: 1 of the 4 flipped
+    assert found_by_inspecting(suspicion, flipped, share=0.4) == 0.5  # top 4: samples 0 and 3
+    assert found_by_inspecting(suspicion, flipped, share=0.01) == 0.25  # at least one sample is inspected
+    assert math.isnan(found_by_inspecting(suspicion, np.zeros(10, dtype=bool)))
 
 
 def reduced(name: str, tmp_path: Path, **dataset) -> Path:
@@ -159,7 +178,8 @@ def test_the_noise_twin_tables_methods_by_rate_and_keeps_the_flipped_indices(tmp
 def test_the_estimators_twin_tables_accuracy_cost_and_detection(tmp_path, monkeypatch):
     monkeypatch.setenv("KDBENCH_HOME", str(tmp_path / "home"))
     table = run_twin(reduced("digits_estimators", tmp_path, val_fraction=0.1), tmp_path)
-    for text in ("estimator", "KD+LR+DS", "scoring s", "AUROC", "influence score=self", "influence score=val",
+    for text in ("estimator", "KD+LR+DS", "scoring s", "AUROC", "precision@k", "found@10%", "influence score=self",
+                 "influence score=val",
                  "tracin", "knn-shapley", "el2n", "margin", "loss", "teacher-correct", "random"):
         assert text in table, text
 
@@ -181,10 +201,12 @@ def test_score_reports_how_each_estimator_flags_the_flipped_labels(tmp_path, mon
     assert main(["score", str(suite), "--estimator", "loss", "--estimator", "margin", "--estimator", "random",
                  "--out", str(out), "--threads", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "AUROC" in printed and "precision@k" in printed and "k = 72 flipped labels" in printed
+    assert "AUROC" in printed and "precision@k" in printed and "found@10%" in printed
+    assert "k = 72 flipped labels" in printed
     (csv,) = out.glob("detection-*.csv")
     rows = {r["estimator"]: r for r in __import__("pandas").read_csv(csv).to_dict("records")}
     assert set(rows) == {"loss", "margin", "random"} and rows["margin"]["suspect_when"] == "low"
+    assert all(0.0 <= row["found_at_10"] <= 1.0 for row in rows.values())
     assert rows["loss"]["auroc"] > rows["random"]["auroc"] - 0.2  # a trained teacher's loss is no worse than chance
 
 

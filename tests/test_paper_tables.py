@@ -278,13 +278,14 @@ def test_layouts_registry_and_unknown_metric():
     from kdbench.tables.method_pair import method_pair_table
     from kdbench.tables.noise import noise_table
     from kdbench.tables.oa_lda import oa_lda_table
+    from kdbench.tables.removal import removal_table
     from kdbench.tables.teachers import teachers_table
     from kdbench.tables.vanilla import vanilla_table
 
     assert LAYOUTS == {"selection": selection_table, "ablation": ablation_table, "lambda": lambda_table,
                        "eta": eta_table, "method_pair": method_pair_table, "vanilla": vanilla_table,
                        "oa_lda": oa_lda_table, "imagenet": imagenet_table, "noise": noise_table,
-                       "estimators": estimators_table, "teachers": teachers_table}
+                       "estimators": estimators_table, "teachers": teachers_table, "removal": removal_table}
     assert set(LAYOUTS) == set(get_args(TableLayout))  # every layout a suite may name has its renderer
     with pytest.raises(ValueError, match="metric"):
         selection_table(selection_frame(), metric="median")

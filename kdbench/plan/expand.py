@@ -18,7 +18,16 @@ from kdbench.contracts.estimators import DataValueEstimator
 from kdbench.contracts.methods import DistillationMethod, PairInfo
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
-from kdbench.plan.spec import ComponentRef, DatasetRef, LabelNoise, RevisionSpec, RunSpec, SelectionSpec, TeacherSpec
+from kdbench.plan.spec import (
+    ComponentRef,
+    DatasetRef,
+    LabelNoise,
+    RevisionSpec,
+    RunSpec,
+    SelectionOrder,
+    SelectionSpec,
+    TeacherSpec,
+)
 from kdbench.plan.suite_file import MethodEntry, Suite
 from kdbench.plan.weights import missing_file_message, weights_location
 from kdbench.registry import Component, Registry
@@ -229,13 +238,13 @@ def _selection(
     if sel is None:
         return None
     where = suite.where("methods", j, "selection")
-    if not method.factory.uses_teacher:
+    if not method.factory.uses_teacher:  # the scores, and D_t, are the pair's teacher's
         raise KdbenchError(
             f"{where}: Data Selection splits samples between teacher and ground truth; "
             f"method {entry.name!r} uses no teacher"
         )
     if sel.order == "random":  # the scores play no part: no estimator, a seeded random subset
-        return SelectionSpec(fraction=sel.fraction, order="random", seed=seed)
+        return SelectionSpec(fraction=sel.fraction, order="random", seed=seed, mode=sel.mode)
     comp = registry.get_at(suite.where("methods", j, "selection", "estimator"), "estimator", sel.estimator)
 
     def at(key: str | None) -> str:
@@ -246,9 +255,11 @@ def _selection(
         raise KdbenchError(
             f"{where}: estimator {sel.estimator!r} needs a validation split: set the dataset's params.val_fraction"
         )
-    order = sel.order or ("highest" if comp.factory.higher_to_teacher else "lowest")
+    # by default D_t takes the estimator's own end; mode drop removes the end where it expects mislabelled samples
+    high_end = comp.factory.suspect_when == "high" if sel.mode == "drop" else comp.factory.higher_to_teacher
+    default: SelectionOrder = "highest" if high_end else "lowest"
     estimator = ComponentRef(sel.estimator, params, comp.version)
-    return SelectionSpec(fraction=sel.fraction, order=order, estimator=estimator)
+    return SelectionSpec(fraction=sel.fraction, order=sel.order or default, estimator=estimator, mode=sel.mode)
 
 
 def _revision(

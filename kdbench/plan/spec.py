@@ -21,6 +21,7 @@ from kdbench.contracts.recipe import TrainingRecipe
 SPEC_FORMAT = 1  # bump when the meaning of a key changes
 
 SelectionOrder = Literal["highest", "lowest", "random"]
+SelectionMode = Literal["teacher", "drop"]
 NoiseKind = Literal["symmetric", "pairflip", "superclass"]
 Reduction = Literal["mean", "sum"]
 
@@ -88,7 +89,8 @@ class DatasetRef(ComponentRef):
 
 @dataclass(frozen=True)
 class SelectionSpec:
-    """Data Selection (docs/methods.md §6): ``fraction`` of the training set goes to the teacher (D_t).
+    """Data Selection (docs/methods.md §6): ``fraction`` of the training set goes to the teacher (D_t); with
+    ``mode`` "drop" that fraction is removed from training instead (removal curves, docs/methods.md §12a).
 
     With ``order`` "highest"/"lowest" the samples are ranked by ``estimator``'s scores; with "random"
     there is no estimator and ``seed`` draws the subset.
@@ -98,17 +100,21 @@ class SelectionSpec:
     order: SelectionOrder
     estimator: ComponentRef | None = None
     seed: int | None = None
+    mode: SelectionMode = "teacher"
 
     def identity(self) -> dict[str, Any]:
+        # "mode" only when it is "drop": every key written before the mode existed stays what it was
+        mode = {"mode": self.mode} if self.mode != "teacher" else {}
         if self.order == "random":
-            return {"estimator": None, "fraction": self.fraction, "order": "random", "seed": self.seed}
+            return {"estimator": None, "fraction": self.fraction, "order": "random", "seed": self.seed, **mode}
         assert self.estimator is not None
-        return {"estimator": self.estimator.identity(), "fraction": self.fraction, "order": self.order}
+        return {"estimator": self.estimator.identity(), "fraction": self.fraction, "order": self.order, **mode}
 
     @classmethod
     def from_identity(cls, d: dict[str, Any]) -> SelectionSpec:
         estimator = ComponentRef.from_identity(d["estimator"]) if d.get("estimator") else None
-        return cls(fraction=d["fraction"], order=d["order"], estimator=estimator, seed=d.get("seed"))
+        return cls(fraction=d["fraction"], order=d["order"], estimator=estimator, seed=d.get("seed"),
+                   mode=d.get("mode", "teacher"))
 
 
 @dataclass(frozen=True)

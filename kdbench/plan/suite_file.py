@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kdbench.contracts.names import (
     DEFAULT_ESTIMATOR,
@@ -51,14 +51,23 @@ class ComponentEntry(BaseModel):
 
 
 class SelectionEntry(BaseModel):
-    """Data Selection: score with ``estimator``, send ``fraction`` of the samples to the teacher (D_t)."""
+    """Data Selection: score with ``estimator``, send ``fraction`` of the samples to the teacher (D_t), or with
+    ``mode: drop`` remove that fraction from training (a point of a removal curve)."""
 
     model_config = ConfigDict(extra="forbid")
     estimator: str = DEFAULT_ESTIMATOR
     params: dict[str, Any] = Field(default_factory=dict)
     fraction: float = Field(DEFAULT_FRACTION, gt=0, le=1)
-    # highest / lowest scores go to D_t, or a random subset; default: the estimator's own direction
+    # highest / lowest scores go to D_t (or are removed), or a random subset; default: the estimator's own
+    # direction (D_t), or the end where it expects mislabelled samples (drop)
     order: Literal["highest", "lowest", "random"] | None = None
+    mode: Literal["teacher", "drop"] = "teacher"
+
+    @model_validator(mode="after")
+    def _something_left(self) -> SelectionEntry:
+        if self.mode == "drop" and self.fraction >= 1:
+            raise ValueError("mode drop removes the selected fraction from training: fraction must be below 1")
+        return self
 
 
 class RevisionEntry(BaseModel):
@@ -110,7 +119,7 @@ class PairEntry(BaseModel):
 
 #: The table layouts a suite may ask for; ``kdbench.tables`` renders each (and tests that it has all).
 TableLayout = Literal["method_pair", "selection", "ablation", "lambda", "eta", "vanilla", "oa_lda", "imagenet", "noise",
-                      "estimators", "teachers"]
+                      "estimators", "teachers", "removal"]
 
 
 class TableOptions(BaseModel):

@@ -36,7 +36,7 @@ def detection_of(estimator: Component[type[DataValueEstimator]], stored: StoredS
     figures = detect_flipped(stored.values, flipped, estimator.factory.suspect_when)
     return DetectionRecord(estimator=estimator.name, auroc=figures.auroc, precision_at_k=figures.precision_at_k,
                            k=figures.k, suspect_when=figures.suspect_when, samples=int(stored.values.shape[0]),
-                           seconds=stored.seconds)
+                           seconds=stored.seconds, found_at_10=figures.found_at_10)
 
 
 class Scorer:

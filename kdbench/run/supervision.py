@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
 from kdbench.plan.spec import RunSpec
@@ -13,10 +15,21 @@ from kdbench.train.selection import select
 from kdbench.train.supervision import Supervision
 
 
+@dataclass(frozen=True)
+class RunSupervision:
+    """A run's Supervision, what its record says about the split (None without Data Selection), and with
+    ``mode: drop`` the training samples it keeps (a bool mask; None: all of them)."""
+
+    supervision: Supervision
+    selection: SelectionRecord | None
+    keep: Tensor | None = None
+
+
 def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_train: int,
-                      flipped: Tensor | None = None) -> tuple[Supervision, SelectionRecord | None]:
-    """The run's Supervision, and what its record says about the split (None without Data Selection); with
-    label noise (``flipped``), the record also says how well the selection's scores flag the flipped labels."""
+                      flipped: Tensor | None = None) -> RunSupervision:
+    """The run's supervision and split; with label noise (``flipped``), the record also says how well the
+    selection's scores flag the flipped labels. With ``mode: drop`` the selected samples are not sent to the
+    teacher but removed: the run trains on the others with the method as it is, and no D_t mask."""
     mask, selection = None, None
     if spec.selection is not None:
         sel = spec.selection
@@ -26,12 +39,14 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
             stored = scorer.scores(spec.teacher, sel.estimator)
         seed = sel.seed if sel.seed is not None else spec.seed
         mask = select(stored.values if stored else None, sel.fraction, sel.order, seed, num_train)
-        selection = SelectionRecord(teacher_samples=int(mask.sum()), samples=num_train)
+        removed = int(mask.sum()) if sel.mode == "drop" else None
+        selection = SelectionRecord(teacher_samples=int(mask.sum()), samples=num_train, removed_samples=removed)
         if stored is not None:
             assert sel.estimator is not None  # the scores are its estimator's
             selection = SelectionRecord(
                 teacher_samples=int(mask.sum()),
                 samples=num_train,
+                removed_samples=removed,
                 scores_key=stored.key,
                 estimator_info=stored.info,
                 score_seconds=stored.seconds,
@@ -46,4 +61,7 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
         revision = registry.get("revision", rev.strategy.name).factory(**rev.strategy.params)
         config = RevisionLossConfig(rev.lambda1, rev.lambda2, rev.reduction, rev.temperature)
         in_method = rev.in_method
-    return Supervision(mask, revision, config, revision_in_method=in_method), selection
+    if spec.selection is not None and spec.selection.mode == "drop":
+        assert mask is not None
+        return RunSupervision(Supervision(None, revision, config, revision_in_method=in_method), selection, ~mask)
+    return RunSupervision(Supervision(mask, revision, config, revision_in_method=in_method), selection)

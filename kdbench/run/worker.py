@@ -44,6 +44,7 @@ from kdbench.train.context import build_method_context
 from kdbench.train.distributed import Shard
 from kdbench.train.engine import EngineConfig, TrainingDiverged, train
 from kdbench.train.outcome import TrainOutcome
+from kdbench.train.selection import training_subset
 from kdbench.train.sources import AnyDataset
 from kdbench.train.supervision import Supervision
 
@@ -113,9 +114,7 @@ class Worker:
     def _train(self, spec: RunSpec, callbacks: Sequence[Callback] = ()) -> RunRecord:
         """Train in this process, or on ``processes`` DDP ranks (the teacher and the scores made here first);
         the loggers see every epoch and the record, and never change either."""
-        needs = self._needs(spec)
-        supervision, selection = build_supervision(spec, self.components.registry, self.scorer, needs.data.num_train,
-                                                   needs.data.train_flipped)
+        needs, supervision, selection = self._supervised(spec)
         processes = self.options.nproc or spec.recipe.devices
         refs, registry = self.options.loggers, self.components.registry
         with RunLoggers.open(refs, registry, self.options.runs_root, run_info(spec, None), start=False) as logs:
@@ -135,10 +134,17 @@ class Worker:
     def train_shard(self, spec: RunSpec, shard: Shard) -> tuple[TrainOutcome, ServedLogits]:
         """Train ``spec`` as rank ``shard.rank`` of ``shard.world``: the rank builds the run's supervision
         itself, from the scores its owner cached."""
-        needs = self._needs(spec)
-        supervision, _ = build_supervision(spec, self.components.registry, self.scorer, needs.data.num_train,
-                                           needs.data.train_flipped)
+        needs, supervision, _ = self._supervised(spec)
         return self._train_here(spec, needs, shard, supervision)
+
+    def _supervised(self, spec: RunSpec) -> tuple[_RunNeeds, Supervision, SelectionRecord | None]:
+        """The run's data, teacher and supervision; with ``mode: drop``, the data without the removed samples."""
+        needs = self._needs(spec)
+        built = build_supervision(spec, self.components.registry, self.scorer, needs.data.num_train,
+                                  needs.data.train_flipped)
+        if built.keep is not None:
+            needs = replace(needs, data=training_subset(needs.data, built.keep))
+        return needs, built.supervision, built.selection
 
     def _needs(self, spec: RunSpec) -> _RunNeeds:
         data = self.components.dataset(spec.dataset)

@@ -104,6 +104,7 @@ class DetectionRecord(BaseModel):
     suspect_when: str  # which end of the score is read as suspicious: "high" or "low"
     samples: int
     seconds: float  # scoring time
+    found_at_10: float | None = None  # share of the flipped labels among the most suspicious 10% (None: older)
 
 
 class SelectionRecord(BaseModel):
@@ -111,8 +112,9 @@ class SelectionRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    teacher_samples: int  # |D_t|
+    teacher_samples: int  # |D_t|: the selected samples (with mode drop: the removed ones, trained on by no one)
     samples: int
+    removed_samples: int | None = None  # mode drop: how many samples were removed from training
     scores_key: str | None = None
     estimator_info: dict[str, Any] | None = None  # the settings the estimator actually used
     score_seconds: float | None = None

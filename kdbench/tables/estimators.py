@@ -43,9 +43,14 @@ def estimator_names(runs: pd.DataFrame) -> pd.Series:
                      dtype=object)
 
 
+#: The noise-detection columns (with label noise), by the frame column each is the mean of.
+DETECTION = {"AUROC": "detection_auroc", "precision@k": "detection_precision", "found@10%": "detection_found_at_10"}
+
+
 def estimators_table(frame: pd.DataFrame, metric: str = "best") -> Table:
     """Rows: estimators, best KD + LR + DS first; columns: accuracy and Δ over KD of KD + DS and of
-    KD + LR + DS, the scoring seconds and, with label noise, the detection AUROC."""
+    KD + LR + DS, the scoring seconds and, with label noise, the detection figures (AUROC, precision@k, the
+    share of the flipped labels found in the most suspicious 10%)."""
     column = metric_column(frame, metric)
     ds = frame[frame["ds"] & (frame["method"] == KD)].copy()
     ds["estimator"] = estimator_names(ds)
@@ -59,24 +64,30 @@ def estimators_table(frame: pd.DataFrame, metric: str = "best") -> Table:
             row[arm] = stats
             row[f"Δ {arm}"] = (delta(stats, base), welch_p(stats, base))
         row["scoring s"] = runs["score_seconds"].dropna().mean() if runs["score_seconds"].notna().any() else math.nan
-        row["AUROC"] = runs["detection_auroc"].dropna().mean() if runs["detection_auroc"].notna().any() else math.nan
+        for name_, col in DETECTION.items():
+            row[name_] = runs[col].dropna().mean() if runs[col].notna().any() else math.nan
         records.append(row)
     records.sort(key=lambda r: -(r["KD+LR+DS"][0] if not math.isnan(r["KD+LR+DS"][0]) else -math.inf))
-    header = ["estimator", "KD+DS", "Δ", "KD+LR+DS", "Δ", "scoring s", *(["AUROC"] if noisy else [])]
+    header = ["estimator", "KD+DS", "Δ", "KD+LR+DS", "Δ", "scoring s", *(list(DETECTION) if noisy else [])]
     body, tidy = [], []
     for r in records:
         cells = [r["estimator"]]
         for arm in ("KD+DS", "KD+LR+DS"):
             cells += [format_cell(*r[arm]), format_delta(*r[f"Δ {arm}"])]
             tidy.append({"estimator": r["estimator"], "arm": arm, "mean": r[arm][0], "std": r[arm][1], "n": r[arm][2],
-                         "delta_vs_kd": r[f"Δ {arm}"][0], "score_seconds": r["scoring s"], "auroc": r["AUROC"]})
+                         "delta_vs_kd": r[f"Δ {arm}"][0], "score_seconds": r["scoring s"], "auroc": r["AUROC"],
+                         "precision_at_k": r["precision@k"], "found_at_10": r["found@10%"]})
         cells.append(f"{r['scoring s']:.3f}" if not math.isnan(r["scoring s"]) else DASH)
         if noisy:
-            cells.append(f"{r['AUROC']:.3f}" if not math.isnan(r["AUROC"]) else DASH)
+            cells += [f"{r['AUROC']:.3f}" if not math.isnan(r["AUROC"]) else DASH,
+                      f"{r['precision@k']:.3f}" if not math.isnan(r["precision@k"]) else DASH,
+                      f"{100 * r['found@10%']:.1f}%" if not math.isnan(r["found@10%"]) else DASH]
         body.append(cells)
     note = (f"{metric} top-1 (%), mean ± std over seeds; Δ over vanilla KD ({format_cell(*base)}). Scoring "
             "seconds: the estimator on the trained teacher, once per teacher."
-            + (" AUROC: how well the scores flag the flipped training labels (0.5 is chance)." if noisy else "")
+            + (" AUROC: how well the scores flag the flipped training labels (0.5 is chance); precision@k: the "
+               "share flipped among the k most suspicious, k the number flipped; found@10%: the share of the "
+               "flipped labels among the 10% most suspicious (random finds 10%)." if noisy else "")
             + f" {SIGNIFICANT_NOTE} Derived from {len(frame)} run records.")
     tidy_df = pd.DataFrame(tidy)
     tidy_df.insert(2, "metric", f"{metric} top-1 (%)")

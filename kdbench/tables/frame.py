@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdbench.store import RunRecord, iter_records
+from kdbench.store import DetectionRecord, RunRecord, iter_records
 from kdbench.tables.recipes import recipe_name
 
 #: The columns of :func:`results_frame`, in order.
 COLUMNS = [
     "suite", "key", "dataset", "label", "method", "method_params", "teacher", "student", "seed", "last_top1",
     "best_top1", "last_top5", "teacher_top1", "wall_time_s", "train_images_per_s", "pair_order", "method_order", "ds",
-    "ds_estimator", "ds_fraction", "ds_order", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
-    "noise_rate", "noise_kind", "ds_params", "score_seconds", "detection_auroc", "recipe", "logit_std",
+    "ds_estimator", "ds_fraction", "ds_order", "ds_mode", "lr", "lr_name", "lr_eta", "lr_lambda1", "lr_lambda2",
+    "noise_rate", "noise_kind", "ds_params", "score_seconds", "detection_auroc",
+    "detection_precision", "detection_found_at_10", "recipe", "logit_std",
 ]  # fmt: skip
 
 
@@ -45,6 +46,7 @@ def record_row(record: RunRecord) -> dict[str, object]:
         "ds_estimator": selection.estimator.name if selection and selection.estimator else None,
         "ds_fraction": selection.fraction if selection else None,
         "ds_order": selection.order if selection else None,
+        "ds_mode": selection.mode if selection else None,
         "lr": revision is not None,
         "lr_name": revision.strategy.name if revision else None,
         "lr_eta": revision.strategy.params.get("eta") if revision else None,
@@ -54,8 +56,9 @@ def record_row(record: RunRecord) -> dict[str, object]:
         "noise_kind": noise.kind if noise else None,
         "ds_params": selection.estimator.params if selection and selection.estimator else None,
         "score_seconds": record.selection.score_seconds if record.selection else None,
-        "detection_auroc": record.selection.detection.auroc if record.selection and record.selection.detection
-        else None,
+        "detection_auroc": detection.auroc if (detection := _detection(record)) else None,
+        "detection_precision": detection.precision_at_k if detection else None,
+        "detection_found_at_10": detection.found_at_10 if detection else None,
         "recipe": recipe_name(record.dataset, spec.recipe.epochs, spec.recipe.batch_size, spec.recipe.lr,
                               tuple(spec.recipe.milestones), spec.recipe.weight_decay),
         "logit_std": bool(spec.method.params.get("logit_std", False)),
@@ -67,3 +70,7 @@ def results_frame(source: str | Path | Iterable[RunRecord]) -> pd.DataFrame:
     records = iter_records(source) if isinstance(source, str | Path) else source
     frame: pd.DataFrame = pd.DataFrame([record_row(r) for r in records], columns=COLUMNS)
     return frame
+
+
+def _detection(record: RunRecord) -> DetectionRecord | None:
+    return record.selection.detection if record.selection else None

@@ -2,6 +2,7 @@
 
 Layout detection (``detect_layout``), first rule that matches wins:
 
+0. ``removal``: some run removed samples (Data Selection with ``mode: drop``): removal curves.
 1. ``lambda``: KD runs with DS and LR show two or more distinct (λ1, λ2) settings (Table VIII).
 2. ``eta``: KD runs with DS and LR show two or more distinct η values (Table IX).
 3. ``selection``: KD runs with DS and without LR show two or more distinct (fraction, strategy)
@@ -34,6 +35,7 @@ from kdbench.tables.method_pair import method_pair_table
 from kdbench.tables.noise import noise_table
 from kdbench.tables.oa_lda import oa_lda_table
 from kdbench.tables.paper_common import KD, configs, prepare
+from kdbench.tables.removal import is_removal, removal_table, without_removal
 from kdbench.tables.selection import is_selection_study, selection_table
 from kdbench.tables.teachers import teachers_table
 from kdbench.tables.vanilla import vanilla_table
@@ -51,6 +53,7 @@ LAYOUTS: dict[str, Callable[..., Table]] = {
     "noise": noise_table,
     "estimators": estimators_table,
     "teachers": teachers_table,
+    "removal": removal_table,
 }
 
 
@@ -64,6 +67,8 @@ def detect_layout(frame: pd.DataFrame) -> str:
     """
     if frame.empty:
         return "method_pair"
+    if is_removal(frame):
+        return "removal"
     data = prepare(frame)
     kd = data[data["method"] == KD]
     swept = kd[kd["ds"] & kd["lr"]]
@@ -82,6 +87,8 @@ def detect_layout(frame: pd.DataFrame) -> str:
 def render(frame: pd.DataFrame, metric: str = "best", layout: str | None = None, title: str = "") -> tuple[str, Table]:
     """The table in ``layout`` (recognised from the records when None), under a ``### title`` heading."""
     layout = layout or detect_layout(frame)
+    if layout != "removal":  # a drop run is neither a DS run nor a baseline of any other layout
+        frame = without_removal(frame)
     if layout == "method_pair":
         return layout, method_pair_table(frame, metric=metric, title=title)
     table = LAYOUTS[layout](frame, metric=metric)

@@ -45,7 +45,7 @@ PAPER_NAMES = {
 
 DEFAULT_COLUMNS: dict[str, bool | int | None] = {
     "method": None, "teacher": None, "student": None, "seed": None, "pair_order": 0, "method_order": 0,
-    "ds": False, "lr": False, **dict.fromkeys(DS_COLUMNS + LR_COLUMNS),
+    "ds": False, "lr": False, "ds_mode": None, **dict.fromkeys(DS_COLUMNS + LR_COLUMNS),
 }
 
 

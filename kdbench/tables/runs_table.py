@@ -122,6 +122,8 @@ COLUMNS: tuple[Column, ...] = (
     S("ds_params", STRING, "the estimator's parameters, canonical JSON", lambda r: _json(r.row["ds_params"]), True),
     S("ds_fraction", FLOAT, "the fraction of the training set the teacher supervises (D_t)", _row("ds_fraction"), True),
     S("ds_order", STRING, "which samples go to the teacher: `highest`, `lowest` or `random`", _row("ds_order"), True),
+    S("ds_mode", STRING, "`teacher` (the selected samples go to the teacher) or `drop` (they are removed from "
+      "training)", _row("ds_mode"), True),
     S("ds_seed", INT, "the seed of a random subset", lambda r: s.seed if (s := r.file.record.spec.selection) else None,
       True),
     S("ds_teacher_samples", INT, "|D_t|: the training samples the teacher supervised",

@@ -13,6 +13,7 @@ from kdbench.tables.frame import results_frame
 from kdbench.tables.layouts import render
 from kdbench.tables.plots import time_accuracy_png
 from kdbench.tables.reference import paper_block
+from kdbench.tables.removal_plot import removal_png
 from kdbench.tables.teachers import teacher_gain_png
 
 
@@ -50,6 +51,9 @@ def write_suite_tables(
         files["paper.csv"] = paper.tidy.to_csv(index=False).encode()
     if layout == "teachers":
         files["teacher_gain.png"] = teacher_gain_png(frame, metric)
+    if layout == "removal":
+        for teacher, student in table.tidy[["teacher", "student"]].drop_duplicates().itertuples(index=False):
+            files[f"removal_{teacher}_{student}.png"] = removal_png(table.tidy, str(teacher), str(student), metric)
     for (teacher, student), _ in frame[frame["teacher"].notna()].groupby(["teacher", "student"], sort=False):
         png = time_accuracy_png(frame, cast(str, teacher), cast(str, student), metric)  # group keys: model names
         files[f"time_accuracy_{teacher}_{student}.png"] = png

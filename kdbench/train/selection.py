@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
+
+from kdbench.contracts import ImageDataset
+from kdbench.errors import KdbenchError
+from kdbench.train.sources import AnyDataset
 
 
 def select(scores: Tensor | None, fraction: float, order: str, seed: int, num_samples: int) -> Tensor:
@@ -21,3 +27,20 @@ def select(scores: Tensor | None, fraction: float, order: str, seed: int, num_sa
     mask = torch.zeros(num_samples, dtype=torch.bool)
     mask[chosen] = True
     return mask
+
+
+def training_subset(data: AnyDataset, keep: Tensor) -> ImageDataset:
+    """``data`` with only the training samples ``keep`` marks (a bool mask over the training split), in their
+    order; validation and test splits unchanged. What ``mode: drop`` trains on: sample ``i`` of the subset is
+    the ``i``-th kept one, so everything indexed by sample (a teacher-output table, CRD's memory) is the
+    subset's own."""
+    if not isinstance(data, ImageDataset):
+        raise KdbenchError(f"Data Selection with mode drop needs a dataset held in memory; {data.name} is streamed "
+                           "from disk")
+    if keep.dtype != torch.bool or keep.shape != (data.num_train,):
+        raise ValueError(f"keep must be a bool mask of {data.num_train} training samples, got {keep.dtype} "
+                         f"{tuple(keep.shape)}")
+    index = torch.nonzero(keep.cpu()).flatten().to(data.train_images.device)
+    flipped = data.train_flipped[index.to(data.train_flipped.device)] if data.train_flipped is not None else None
+    return replace(data, train_images=data.train_images[index], train_labels=data.train_labels[index],
+                   train_flipped=flipped)
