@@ -143,3 +143,17 @@ def test_curves_are_named_by_estimator_and_end_with_random_last():
     assert curve_order({"random", "b", "a"}) == ["a", "b", "random"]
     frame = pd.DataFrame({"ds_mode": ["drop", "teacher", None]})
     assert list(without_removal(frame)["ds_mode"].fillna("-")) == ["teacher", "-"]
+
+
+@pytest.mark.parametrize("name", ["digits_removal", "cifar100_removal"])
+def test_the_shipped_removal_suites_cross_five_curves_with_four_shares(name, registry):
+    from pathlib import Path
+
+    plan = expand(load_suite(Path(__file__).resolve().parents[1] / "suites" / f"{name}.yaml"), registry)
+    assert len(plan.runs) == 3 * (1 + 4 * 6)  # KD, then 4 shares × (5 estimators' curves + influence's low end)
+    drops = [r.selection for r in plan.runs if r.selection is not None]
+    assert {s.mode for s in drops} == {"drop"} and {s.fraction for s in drops} == {0.05, 0.1, 0.2, 0.4}
+    curves = {(s.estimator.name if s.estimator else "random", s.order) for s in drops}
+    assert curves == {("influence", "highest"), ("influence", "lowest"), ("kronfluence", "highest"),
+                      ("trak", "highest"), ("loss", "highest"), ("random", "random")}
+    assert all(r.dataset.noisy and r.dataset.label_noise.rate == 0.2 for r in plan.runs)

@@ -115,6 +115,13 @@ class SelectionRecord(BaseModel):
     teacher_samples: int  # |D_t|: the selected samples (with mode drop: the removed ones, trained on by no one)
     samples: int
     removed_samples: int | None = None  # mode drop: how many samples were removed from training
+
+    @model_serializer(mode="wrap")
+    def _without_removed_unless_dropped(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("removed_samples") is None:
+            data.pop("removed_samples", None)  # a teacher-mode record keeps the shape it always had
+        return data
     scores_key: str | None = None
     estimator_info: dict[str, Any] | None = None  # the settings the estimator actually used
     score_seconds: float | None = None
