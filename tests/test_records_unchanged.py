@@ -9,13 +9,15 @@ reproduction promise is about, and are not compared elsewhere (another CPU picks
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from kdbench.cli import main
 from kdbench.run.environment import environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +54,12 @@ def records(tmp_path_factory) -> dict[str, dict]:
     suite["seeds"] = [0]
     path = tmp / "quick.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    assert main(["run", str(path), "--quiet", "--runs", str(tmp / "runs")]) == 0
+    # a fresh process, as a user's run: nothing an earlier test left in this one (torch's threads, its backend
+    # flags) can move the numbers
+    env = {**os.environ, "KDBENCH_HOME": str(tmp / "home"), "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-m", "kdbench.cli", "run", str(path), "--quiet", "--runs",
+                           str(tmp / "runs")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     found = [json.loads(p.read_text()) for p in (tmp / "runs" / "raw" / "quickstart").glob("*/record.json")]
     return {r["label"]: without_timings(r) for r in found}
 

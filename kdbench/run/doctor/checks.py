@@ -116,6 +116,10 @@ def _extras() -> dict[str, list[str]]:
     return extras
 
 
+#: Distributions whose import name is not their own name.
+IMPORT_NAMES = {"traker": "trak"}
+
+
 def extras(exam: Examination) -> list[CheckResult]:
     """Each extra installed and importable, in a fresh interpreter each (one that crashes on import, as a
     mismatched binary wheel can, fails its own row only)."""
@@ -128,7 +132,7 @@ def extras(exam: Examination) -> list[CheckResult]:
             except importlib.metadata.PackageNotFoundError:
                 rows.append(CheckResult(name, "n/a", f"not installed: pip install 'kdbench[{extra}]'"))
                 continue
-            module = dist.lower().replace("-", "_")
+            module = IMPORT_NAMES.get(dist.lower(), dist.lower().replace("-", "_"))
             started = time.perf_counter()
             done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
                                   timeout=300)
