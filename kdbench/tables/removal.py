@@ -45,9 +45,8 @@ def _curves(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     drop = rows[rows["ds"] & (rows["ds_mode"] == "drop")]
     drop = drop.assign(curve=[curve_of(r) for _, r in drop.iterrows()] if len(drop) else [],
                        pct=[round(f * 100, 6) for f in drop["ds_fraction"]])
-    baseline = rows[~rows["ds"] & rows["method"].isin(set(drop["method"])) & ~rows["lr"]]
-    if len(drop) and drop["lr"].all():  # curves drawn with LR start from the method with LR
-        baseline = rows[~rows["ds"] & rows["method"].isin(set(drop["method"])) & rows["lr"]]
+    with_lr = bool(len(drop)) and bool(drop["lr"].all())  # curves drawn with LR start from the method with LR
+    baseline = rows[~rows["ds"] & rows["method"].isin(set(drop["method"])) & (rows["lr"] == with_lr)]
     return drop, baseline
 
 

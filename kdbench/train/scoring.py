@@ -8,6 +8,7 @@ sources, so a dataset streamed from disk is scored like one held on the device (
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -91,8 +92,6 @@ def teacher_network(teacher: nn.Module, source: BatchSource,
                     checkpoints: Sequence[tuple[int, float, nn.Module]]) -> TeacherNetwork:
     """Copies of the teacher and its checkpoints as CPU float32 modules in eval mode (an estimator may
     differentiate through them; the run's own teacher is untouched), with the training and validation images."""
-    import copy
-
     def copied_for_scoring(model: nn.Module) -> nn.Module:
         copied = copy.deepcopy(model).float().cpu().eval()
         copied.to(memory_format=torch.contiguous_format)
