@@ -68,6 +68,8 @@ def test_an_epoch_depends_on_its_seed_only_not_on_workers_or_ranks(tmp_path):
         ({}, "say which folder with the parameter path"),
         ({"path": "tree", "image_size": 4}, "image_size must be in 8..1024"),
         ({"path": "tree", "eval_folder": "test"}, "tree/test does not exist"),
+        ({"path": "tree", "crop_scale": (0.6, 0.5)}, r"crop_scale must be two fractions 0 < low <= high <= 1"),
+        ({"path": "tree", "crop_scale": (0.0, 1.0)}, r"crop_scale must be two fractions"),
     ],
 )
 def test_bad_folders_and_parameters_are_one_line(tmp_path, params, message):
@@ -75,6 +77,30 @@ def test_bad_folders_and_parameters_are_one_line(tmp_path, params, message):
     with pytest.raises(KdbenchError, match=message) as err:
         dataset(root=tmp_path, **params)
     assert "\n" not in str(err.value)
+
+
+def test_a_folder_can_crop_less_and_not_flip(tmp_path):
+    """crop_scale (1, 1) keeps the whole image (torchvision falls back to the full frame when no crop of that area
+    fits another aspect ratio), so without flips every training view is the evaluation-free resize of the image
+    itself; with the default flip some seed mirrors it. Worked out on an image whose left half is bright."""
+    from plugins.datasets._imagefolder import TrainAugment, train_transform
+
+    image = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    image[:, :, :8] = 255
+    plain = image.float() / 255
+    views = {}
+    for flip in (False, True):
+        transform = train_transform(16, (0.0,) * 3, (1.0,) * 3, TrainAugment((1.0, 1.0), flip))
+        seen = []
+        for seed in range(12):
+            torch.manual_seed(seed)
+            seen.append(transform(image))
+        views[flip] = seen
+    assert all(torch.equal(v, plain) for v in views[False])
+    assert any(torch.equal(v, plain.flip(-1)) for v in views[True]) and any(torch.equal(v, plain) for v in views[True])
+    write_tree(tmp_path / "tree", {"train": 2, "val": 1})
+    data = dataset(root=tmp_path, path="tree", image_size=16, crop_scale=[0.5, 1.0], flip=False)
+    assert data.num_train == 6  # a YAML list is accepted as the pair
 
 
 def write_suite(tmp_path: Path, methods: list, **dataset_params) -> Path:

@@ -93,11 +93,33 @@ def scan_split(root: str | Path, split: str, classes: Sequence[str] | None = Non
     return FolderSplit(folder, names, tuple(paths), tuple(labels))
 
 
-def train_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
-    """RandomResizedCrop(size) + horizontal flip, then float and per-channel normalisation."""
+#: ImageNet's RandomResizedCrop area range: a crop keeps 8% to 100% of the image.
+IMAGENET_CROP_SCALE = (0.08, 1.0)
+
+
+@dataclass(frozen=True)
+class TrainAugment:
+    """What training draws per image: the crop's area range (a fraction of the image) and whether a horizontal
+    flip is drawn. ImageNet's (the default) suits photographs; a tiny image of a glyph (digits) wants a larger
+    crop and no flip, which is why a folder's suite may set them (they are dataset parameters, so in its keys)."""
+
+    crop_scale: tuple[float, float] = IMAGENET_CROP_SCALE
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise KdbenchError(f"crop_scale must be two fractions 0 < low <= high <= 1, got {list(self.crop_scale)}")
+
+
+def train_transform(size: int, mean: Sequence[float], std: Sequence[float],
+                    augment: TrainAugment = TrainAugment()) -> Transform:
+    """RandomResizedCrop(size, scale=crop_scale) + horizontal flip (unless off), then float and per-channel
+    normalisation."""
     from torchvision.transforms import v2
 
-    transform: Transform = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+    flip = [v2.RandomHorizontalFlip()] if augment.flip else []
+    transform: Transform = v2.Compose([v2.RandomResizedCrop(size, scale=augment.crop_scale, antialias=True), *flip,
                                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
     return transform
 
@@ -213,13 +235,13 @@ class FolderDataset(StreamedDataset):
     the evaluation folder (``val/``) as the test split."""
 
     def __init__(self, name: str, splits: dict[str, FolderSplit], image_size: int, mean: Sequence[float],
-                 std: Sequence[float]) -> None:
+                 std: Sequence[float], augment: TrainAugment = TrainAugment()) -> None:
         self.name, self.splits = name, splits
         self.num_classes = len(splits["train"].classes)
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self.image_shape = (3, image_size, image_size)
         self.train_labels = torch.tensor(splits["train"].labels, dtype=torch.int64)
-        self._train = train_transform(image_size, self.mean, self.std)
+        self._train = train_transform(image_size, self.mean, self.std, augment)
         self._eval = eval_transform(image_size, self.mean, self.std)
 
     def size(self, split: str) -> int:
@@ -233,7 +255,8 @@ class FolderDataset(StreamedDataset):
 
 
 def load_folder(name: str, folder: Path, *, image_size: int, mean: Sequence[float], std: Sequence[float],
-                eval_folder: str, val_fraction: float, split_seed: int) -> FolderDataset:
+                eval_folder: str, val_fraction: float, split_seed: int,
+                augment: TrainAugment = TrainAugment()) -> FolderDataset:
     """Scan ``folder`` and hold ``val_fraction`` of its training images out (stratified, as for CIFAR)."""
     if not 8 <= image_size <= 1024:
         raise KdbenchError(f"{name}: image_size must be in 8..1024, got {image_size}")
@@ -245,7 +268,7 @@ def load_folder(name: str, folder: Path, *, image_size: int, mean: Sequence[floa
     positions = torch.arange(len(scanned))
     train_at, _, val_at, _ = hold_out_validation(positions, labels, val_fraction, split_seed)
     splits = {"train": scanned.subset(train_at.tolist()), "val": scanned.subset(val_at.tolist()), "test": test}
-    return FolderDataset(name, splits, image_size, mean, std)
+    return FolderDataset(name, splits, image_size, mean, std, augment)
 
 
 def missing_folder(folder: Path, root: Path | str | None, splits: Sequence[str]) -> str | None:

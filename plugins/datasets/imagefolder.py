@@ -1,9 +1,10 @@
 """Image folders streamed from disk: ``imagefolder`` (any ``train/<class>/*``, ``val/<class>/*`` tree: Imagenette,
 a class subset of ImageNet, your own photographs) and ``imagenet`` (the same with ImageNet's folder name).
 
-Both train with RandomResizedCrop + flip and evaluate with Resize(size·256/224) + CenterCrop, normalised
-with ImageNet's mean and std unless given; the evaluation folder is the test split, as ImageNet's
-validation set is what its published top-1 numbers are measured on.
+Both train with RandomResizedCrop + flip (``imagefolder`` can narrow the crop and leave the flip out) and
+evaluate with Resize(size·256/224) + CenterCrop, normalised with ImageNet's mean and std unless given; the
+evaluation folder is the test split, as ImageNet's validation set is what its published top-1 numbers are
+measured on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from kdbench.contracts import StreamedDataset, checks_data, hookimpl
 from kdbench.errors import KdbenchError
 
 from ._common import check_split_args
-from ._imagefolder import IMAGENET_MEAN, IMAGENET_STD, load_folder, missing_folder, resolve_folder
+from ._imagefolder import (
+    IMAGENET_CROP_SCALE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TrainAugment,
+    load_folder,
+    missing_folder,
+    resolve_folder,
+)
 
 
 def _missing_data(name: str, *, root: Path | str | None = None, download: bool = False, path: str = "",
@@ -41,14 +50,18 @@ def load_imagefolder(
     eval_folder: str = "val",
     val_fraction: float = 0.0,
     split_seed: int = 0,
+    crop_scale: tuple[float, float] = IMAGENET_CROP_SCALE,
+    flip: bool = True,
 ) -> StreamedDataset:
-    """The image folder at ``path`` (absolute, or under the data root), streamed at ``image_size``."""
+    """The image folder at ``path`` (absolute, or under the data root), streamed at ``image_size``; training
+    crops keep ``crop_scale`` of each image's area and are flipped unless ``flip`` is false."""
     check_split_args("imagefolder", val_fraction)
+    augment = TrainAugment(crop_scale, flip)
     folder = resolve_folder("imagefolder", root, path, download)
     if (missing := missing_folder(folder, root, ("train", eval_folder))) is not None:
         raise KdbenchError(missing)
     return load_folder("imagefolder", folder, image_size=image_size, mean=mean, std=std, eval_folder=eval_folder,
-                       val_fraction=val_fraction, split_seed=split_seed)
+                       val_fraction=val_fraction, split_seed=split_seed, augment=augment)
 
 
 @checks_data(partial(_missing_data, "imagenet"))
