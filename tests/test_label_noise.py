@@ -180,7 +180,8 @@ def test_the_estimators_twin_tables_accuracy_cost_and_detection(tmp_path, monkey
     table = run_twin(reduced("digits_estimators", tmp_path, val_fraction=0.1), tmp_path)
     for text in ("estimator", "KD+LR+DS", "scoring s", "AUROC", "precision@k", "found@10%", "influence score=self",
                  "influence score=val",
-                 "tracin", "knn-shapley", "el2n", "margin", "loss", "teacher-correct", "random"):
+                 "tracin", "knn-shapley", "el2n", "margin", "loss", "teacher-correct", "random", "kronfluence",
+                 "trak"):
         assert text in table, text
 
 
