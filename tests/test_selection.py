@@ -34,6 +34,36 @@ def test_random_masks_are_deterministic_per_seed():
     assert int(a.sum()) == 500
 
 
+def test_a_random_subset_is_independent_of_label_noise_with_the_same_seed():
+    """Stream 1 (records written before stream 2) drew the subset from ``randperm`` seeded with the run's seed:
+    the permutation label noise with that seed flips first, so with 20% noise every sample of a 5% "random"
+    subset was a flipped one. Stream 2 draws from a generator of its own: about 20% of its picks are flipped."""
+    from kdbench.train.label_noise import flip_labels
+
+    n = 2000
+    labels = torch.arange(n) % 10
+    for seed in (0, 1, 2):
+        _, flipped = flip_labels(labels, 10, 0.2, "symmetric", seed)
+        old = select(None, 0.05, "random", seed, n, stream=1)
+        assert torch.equal(old.nonzero().flatten().sort().values,
+                           torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:100].sort().values)
+        assert bool(flipped[old].all())  # the planted coincidence stream 2 removes
+        share = float(flipped[select(None, 0.05, "random", seed, n)].double().mean())
+        assert 0.08 <= share <= 0.35, share  # 100 draws of a 20% event: 0.08-0.35 is beyond 3 sigma either side
+
+
+def test_records_of_stream_1_keep_their_keys():
+    from kdbench.plan.spec import SelectionSpec
+
+    old = {"estimator": None, "fraction": 0.2, "order": "random", "seed": 0}
+    spec = SelectionSpec.from_identity(old)
+    assert spec.stream == 1 and spec.identity() == old
+    new = SelectionSpec.from_identity({**old, "stream": 2})
+    assert new.stream == 2 and new.identity() == {**old, "stream": 2}
+    with pytest.raises(ValueError, match="stream 3"):
+        select(None, 0.5, "random", 0, 10, stream=3)
+
+
 def test_ties_are_broken_by_index():
     scores = torch.zeros(6)
     assert select(scores, 0.5, "highest", 0, 6).tolist() == [True, True, True, False, False, False]
@@ -91,7 +121,8 @@ def test_selection_and_revision_resolve_into_the_spec(write_suite, reg):
     assert first.selection.identity() == {"estimator": {"name": "lowish", "params": {"seed": 0}, "version": "1"},
                                "fraction": 0.5, "order": "lowest"}  # the estimator's own direction
     assert first.revision.strategy.params == {"eta": 0.8} and first.revision.lambda1 == 4
-    assert rnd.selection.identity() == {"estimator": None, "fraction": 0.2, "order": "random", "seed": 0}
+    assert rnd.selection.identity() == {"estimator": None, "fraction": 0.2, "order": "random", "seed": 0,
+                                        "stream": 2}
     seed1 = [r for r in plan.runs if r.seed == 1]
     assert seed1[0].selection.estimator.params == {"seed": 1}
     assert len({r.key for r in plan.runs}) == 4

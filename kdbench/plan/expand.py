@@ -19,6 +19,7 @@ from kdbench.contracts.methods import DistillationMethod, PairInfo
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import (
+    RANDOM_SELECTION_STREAM,
     ComponentRef,
     DatasetRef,
     LabelNoise,
@@ -244,7 +245,8 @@ def _selection(
             f"method {entry.name!r} uses no teacher"
         )
     if sel.order == "random":  # the scores play no part: no estimator, a seeded random subset
-        return SelectionSpec(fraction=sel.fraction, order="random", seed=seed, mode=sel.mode)
+        return SelectionSpec(fraction=sel.fraction, order="random", seed=seed, mode=sel.mode,
+                             stream=RANDOM_SELECTION_STREAM)
     comp = registry.get_at(suite.where("methods", j, "selection", "estimator"), "estimator", sel.estimator)
 
     def at(key: str | None) -> str:

@@ -87,13 +87,21 @@ class DatasetRef(ComponentRef):
                    label_noise=LabelNoise(**noise) if noise else None)
 
 
+#: The generator stream a random selection that a plan makes draws from (``SelectionSpec.stream``).
+RANDOM_SELECTION_STREAM = 2
+
+
 @dataclass(frozen=True)
 class SelectionSpec:
     """Data Selection (docs/methods.md §6): ``fraction`` of the training set goes to the teacher (D_t); with
     ``mode`` "drop" that fraction is removed from training instead (removal curves, docs/methods.md §12a).
 
     With ``order`` "highest"/"lowest" the samples are ranked by ``estimator``'s scores; with "random"
-    there is no estimator and ``seed`` draws the subset.
+    there is no estimator and ``seed`` draws the subset, from the generator ``stream`` says: 2 (what plans
+    make) seeds it with a hash of ``seed``, a stream of its own; 1 seeded it with ``seed`` itself, whose first
+    permutation is the one label noise with the same seed flips first, so on noisy data such a "random"
+    subset was the flipped samples (``kdbench.train.selection.random_subset``). Records written with stream 1
+    keep their keys and re-train as they did.
     """
 
     fraction: float
@@ -101,12 +109,15 @@ class SelectionSpec:
     estimator: ComponentRef | None = None
     seed: int | None = None
     mode: SelectionMode = "teacher"
+    stream: int = 1
 
     def identity(self) -> dict[str, Any]:
         # "mode" only when it is "drop": every key written before the mode existed stays what it was
         mode = {"mode": self.mode} if self.mode != "teacher" else {}
         if self.order == "random":
-            return {"estimator": None, "fraction": self.fraction, "order": "random", "seed": self.seed, **mode}
+            stream = {"stream": self.stream} if self.stream != 1 else {}  # stream 1's keys stay what they were
+            return {"estimator": None, "fraction": self.fraction, "order": "random", "seed": self.seed, **mode,
+                    **stream}
         assert self.estimator is not None
         return {"estimator": self.estimator.identity(), "fraction": self.fraction, "order": self.order, **mode}
 
@@ -114,7 +125,7 @@ class SelectionSpec:
     def from_identity(cls, d: dict[str, Any]) -> SelectionSpec:
         estimator = ComponentRef.from_identity(d["estimator"]) if d.get("estimator") else None
         return cls(fraction=d["fraction"], order=d["order"], estimator=estimator, seed=d.get("seed"),
-                   mode=d.get("mode", "teacher"))
+                   mode=d.get("mode", "teacher"), stream=int(d.get("stream", 1)))
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def build_supervision(spec: RunSpec, registry: Registry, scorer: Scorer, num_tra
             assert spec.teacher is not None  # guarded when the suite was expanded
             stored = scorer.scores(spec.teacher, sel.estimator)
         seed = sel.seed if sel.seed is not None else spec.seed
-        mask = select(stored.values if stored else None, sel.fraction, sel.order, seed, num_train)
+        mask = select(stored.values if stored else None, sel.fraction, sel.order, seed, num_train, sel.stream)
         removed = int(mask.sum()) if sel.mode == "drop" else None
         selection = SelectionRecord(teacher_samples=int(mask.sum()), samples=num_train, removed_samples=removed)
         if stored is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import torch
@@ -12,14 +13,29 @@ from kdbench.errors import KdbenchError
 from kdbench.train.sources import AnyDataset
 
 
-def select(scores: Tensor | None, fraction: float, order: str, seed: int, num_samples: int) -> Tensor:
-    """The D_t mask: ``round(fraction·N)`` samples with the highest / lowest scores, or a random subset.
+def random_subset(count: int, num_samples: int, seed: int, stream: int) -> Tensor:
+    """``count`` distinct sample indices drawn uniformly with ``seed``. Stream 2 seeds the generator with a hash
+    of ``seed``; stream 1 (records written before it) with ``seed`` itself, which made the subset the first
+    ``count`` of the permutation that label noise with the same seed flips first: on noisy data, exactly
+    flipped samples."""
+    if stream not in (1, 2):
+        raise ValueError(f"unknown random-selection stream {stream}")
+    if stream == 2:
+        digest = hashlib.sha256(f"kdbench random selection {seed}".encode()).digest()
+        seed = int.from_bytes(digest[:8], "little") >> 1
+    return torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))[:count]
+
+
+def select(scores: Tensor | None, fraction: float, order: str, seed: int, num_samples: int,
+           stream: int = 2) -> Tensor:
+    """The D_t mask: ``round(fraction·N)`` samples with the highest / lowest scores, or a random subset
+    (:func:`random_subset`, from ``stream``).
 
     Ties are broken by sample index (stable sort), so the split is a pure function of its inputs.
     """
     count = int(round(fraction * num_samples))
     if order == "random":
-        chosen = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))[:count]
+        chosen = random_subset(count, num_samples, seed, stream)
     else:
         assert scores is not None
         ranked = torch.sort(scores.double().cpu(), descending=(order == "highest"), stable=True).indices
