@@ -157,3 +157,17 @@ def test_the_shipped_removal_suites_cross_five_curves_with_four_shares(name, reg
     assert curves == {("influence", "highest"), ("influence", "lowest"), ("kronfluence", "highest"),
                       ("trak", "highest"), ("loss", "highest"), ("random", "random")}
     assert all(r.dataset.noisy and r.dataset.label_noise.rate == 0.2 for r in plan.runs)
+
+
+def test_a_removal_run_is_labelled_removal_not_data_selection():
+    """Removing samples is not Data Selection: an unlabelled drop entry, and a drop run on the leaderboard, read
+    ``+removal``, so the leaderboard's +DS filter does not count them."""
+    from kdbench.contracts.names import default_label
+    from kdbench.plan.suite_file import MethodEntry
+
+    assert [default_label("kd", lr, mode) for lr, mode in ((False, None), (True, "teacher"), (False, "drop"),
+                                                           (True, "drop"))] == [
+        "kd", "kd+LR+DS", "kd+removal", "kd+LR+removal"]
+    drop = MethodEntry(name="kd", selection={"fraction": 0.1, "order": "random", "mode": "drop"})
+    assert drop.display() == "kd+removal"
+    assert MethodEntry(name="kd", selection="influence", revision=True).display() == "kd+LR+DS"

@@ -12,3 +12,11 @@ DEFAULT_STRATEGY = "paper"
 #: The paper's Data Selection (docs/methods.md §6): the 80% highest-influence samples go to the teacher.
 DEFAULT_ESTIMATOR = "influence"
 DEFAULT_FRACTION = 0.8
+
+
+def default_label(method: str, revised: bool, selection_mode: str | None) -> str:
+    """A run's label when its suite entry names none: the method, then ``+LR`` with Label Revision, ``+DS`` with
+    Data Selection (D_t to the teacher), ``+removal`` when the selected samples are removed instead (mode drop;
+    not Data Selection, so not counted as +DS by the leaderboard's filters)."""
+    flags = (["LR"] if revised else []) + {"teacher": ["DS"], "drop": ["removal"], None: []}[selection_mode]
+    return "+".join([method, *flags])

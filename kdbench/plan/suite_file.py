@@ -22,6 +22,7 @@ from kdbench.contracts.names import (
     DEFAULT_LAMBDA1,
     DEFAULT_LAMBDA2,
     DEFAULT_STRATEGY,
+    default_label,
 )
 from kdbench.errors import KdbenchError
 from kdbench.plan.recipe import Recipe
@@ -105,8 +106,7 @@ class MethodEntry(ComponentEntry):
     def display(self) -> str:
         if self.label:
             return self.label
-        extras = (["LR"] if self.revision else []) + (["DS"] if self.selection else [])
-        return "+".join([self.name, *extras])
+        return default_label(self.name, self.revision is not None, self.selection.mode if self.selection else None)
 
 
 class PairEntry(BaseModel):

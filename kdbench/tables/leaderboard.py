@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from kdbench.contracts import SCRATCH_METHOD
+from kdbench.contracts.names import default_label
 from kdbench.plan.spec import canonical_json, content_key
 from kdbench.store import RunRecord
 from kdbench.tables.cells import DASH, SIGNIFICANCE, SIGNIFICANT_NOTE, format_cell, markdown
@@ -94,7 +95,7 @@ def variant_of(record: RunRecord) -> tuple[str, str, str]:
     spec = record.spec
     params = {"method": spec.method.params, "selection": _selection_identity(record),
               "revision": spec.revision.identity() if spec.revision else None}
-    label = spec.method.name + ("+LR" if spec.revision else "") + ("+DS" if spec.selection else "")
+    label = default_label(spec.method.name, spec.revision is not None, spec.selection.mode if spec.selection else None)
     identity = {"method": spec.method.identity(), **{k: v for k, v in params.items() if k != "method"}}
     return label, content_key(identity, 8), canonical_json(params)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from kdbench.contracts.names import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2
+from kdbench.contracts.names import DEFAULT_LAMBDA1, DEFAULT_LAMBDA2, default_label
 from kdbench.contracts.recipe import TrainingRecipe
 from kdbench.plan.recipe import Recipe
 from kdbench.plan.spec import RunSpec, canonical_json, content_key
@@ -63,8 +63,8 @@ def _recipe_fields(recipe: TrainingRecipe, arch: str, base: Recipe = DEFAULTS) -
 def _method(spec: RunSpec) -> dict[str, Any]:
     """The method entry of a run, as a suite writes it."""
     entry: dict[str, Any] = {"name": spec.method.name}
-    default_label = spec.method.name + ("+LR" if spec.revision else "") + ("+DS" if spec.selection else "")
-    if spec.label != default_label:
+    mode = spec.selection.mode if spec.selection else None
+    if spec.label != default_label(spec.method.name, spec.revision is not None, mode):
         entry["label"] = spec.label
     if spec.method.params:
         entry["params"] = spec.method.params
