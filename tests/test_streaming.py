@@ -68,7 +68,8 @@ def test_an_epoch_depends_on_its_seed_only_not_on_workers_or_ranks(tmp_path):
         ({}, "say which folder with the parameter path"),
         ({"path": "tree", "image_size": 4}, "image_size must be in 8..1024"),
         ({"path": "tree", "eval_folder": "test"}, "tree/test does not exist"),
-        ({"path": "tree", "crop_scale": (0.6, 0.5)}, r"crop_scale must be two fractions 0 < low <= high <= 1"),
+        ({"path": "tree", "crop_scale": (0.6, 0.5)}, r"^imagefolder: crop_scale must be two fractions 0 < low <= hi"),
+        ({"path": "tree", "crop_scale": [0.5]}, r"crop_scale"),
         ({"path": "tree", "crop_scale": (0.0, 1.0)}, r"crop_scale must be two fractions"),
     ],
 )

@@ -56,7 +56,10 @@ def load_imagefolder(
     """The image folder at ``path`` (absolute, or under the data root), streamed at ``image_size``; training
     crops keep ``crop_scale`` of each image's area and are flipped unless ``flip`` is false."""
     check_split_args("imagefolder", val_fraction)
-    augment = TrainAugment(crop_scale, flip)
+    try:
+        augment = TrainAugment(crop_scale, flip)
+    except KdbenchError as exc:
+        raise KdbenchError(f"imagefolder: {exc}") from None
     folder = resolve_folder("imagefolder", root, path, download)
     if (missing := missing_folder(folder, root, ("train", eval_folder))) is not None:
         raise KdbenchError(missing)
