@@ -36,6 +36,31 @@ def test_publish_copies_records_then_finds_them_unchanged(tmp_path):
     assert len(again.unchanged) == 4 and again.written == 0
 
 
+@pytest.mark.parametrize(("given", "published_as"), [
+    ("/home/ada/kdbench/suites/quickstart.yaml", "suites/quickstart.yaml"),
+    ("/tmp/mine.yaml", "mine.yaml"),
+    ("suites/digits_eta.yaml", "suites/digits_eta.yaml"),
+])
+def test_a_published_suite_names_no_path_of_the_machine_it_ran_on(tmp_path, given, published_as):
+    runs, published = RunStore(tmp_path / "runs"), RunStore(tmp_path / "results")
+    fill(runs)
+    runs.write_suite_info(SuiteInfo(name="s", file=given, table={"metric": "best"}))
+    publish_suite(runs, published, "s")
+    assert json.loads((published.suite_dir("s") / "suite.json").read_text())["file"] == published_as
+    assert json.loads((runs.suite_dir("s") / "suite.json").read_text())["file"] == given  # the run store's own
+
+
+def test_the_committed_results_name_no_absolute_path():
+    """What is published travels with the repository: no suite.json of it names a path of one machine."""
+    from pathlib import Path
+
+    infos = sorted((Path(__file__).resolve().parents[1] / "results" / "raw").glob("*/suite.json"))
+    assert len(infos) >= 14
+    for info in infos:
+        file = json.loads(info.read_text())["file"]
+        assert not Path(file).is_absolute(), f"{info}: {file}"
+
+
 def test_a_different_record_needs_replace_and_is_noted(tmp_path):
     runs, published = RunStore(tmp_path / "runs"), RunStore(tmp_path / "results")
     specs = fill(runs)

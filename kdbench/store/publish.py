@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
 
@@ -82,8 +82,18 @@ def publish_suite(runs: RunStore, published: RunStore, suite: str, replace: bool
         published.write_record(record.spec, record)
     info = read_suite_info(source)
     if info is not None:
-        published.write_suite_info(info)
+        published.write_suite_info(info.model_copy(update={"file": portable_suite_file(info.file)}))
     return report
+
+
+def portable_suite_file(file: str) -> str:
+    """The suite file as published results name it: as given when relative; when absolute (it names the machine
+    the suite ran on, which a published folder must not), from its ``suites/`` folder on, else its name alone."""
+    path = PurePosixPath(file.replace("\\", "/"))
+    if not path.is_absolute():
+        return file
+    parts = path.parts
+    return str(PurePosixPath(*parts[parts.index("suites"):])) if "suites" in parts else path.name
 
 
 @contextmanager
