@@ -2,7 +2,7 @@
 
     python benchmarks/score_networks.py                                    # the digits teacher: resnet20, 16 px
     python benchmarks/score_networks.py --case cifar                       # resnet32x4 × 5,000 CIFAR-shaped images
-    python benchmarks/score_networks.py --case cifar --num-train 500 --estimator kronfluence --estimator trak
+    python benchmarks/score_networks.py --case cifar --num-train 500 --estimator kronfluence --modules all
     python benchmarks/score_networks.py --out timings.json                 # the figures as JSON too
     python benchmarks/score_networks.py --markdown docs/estimator_timings.md --append   # a table, case by case
 
@@ -66,13 +66,13 @@ class Timing:
     peak_rss_gb: float
 
 
-def variants(names: list[str], num_train: int) -> list[tuple[str, dict[str, Any]]]:
-    """Each estimator at its defaults; kronfluence over the whole network and over the head; TRAK's projection
-    smaller than the training set."""
+def variants(names: list[str], num_train: int, modules: str = "both") -> list[tuple[str, dict[str, Any]]]:
+    """Each estimator at its defaults; kronfluence over the whole network and (or) over the head; TRAK's
+    projection smaller than the training set."""
     out: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         if name == "kronfluence":
-            out += [(name, {"modules": "all"}), (name, {"modules": "head"})]
+            out += [(name, {"modules": m}) for m in ("all", "head") if modules in (m, "both")]
         elif name == "trak":
             out.append((name, {"proj_dim": min(512, num_train // 2)}))
         else:
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--num-train", type=int, default=5000, help="cifar case: training images (default 5,000)")
     parser.add_argument("--estimator", action="append", default=None,
                         help="time only these (repeatable; default: every registered estimator)")
+    parser.add_argument("--modules", choices=("all", "head", "both"), default="both",
+                        help="kronfluence over the whole network, the head, or both (default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="also write the timings to this JSON file")
     parser.add_argument("--markdown", default=None, help="also write them as a Markdown table to this file")
@@ -116,7 +118,7 @@ def main() -> None:
           f"teacher and checkpoint outputs in {forward:.1f} s")
     names = args.estimator or registry.names("estimator")
     timings = []
-    for name, params in variants(names, n):
+    for name, params in variants(names, n, args.modules):
         estimator = registry.get("estimator", name).create(params)
         start = time.perf_counter()
         scores = estimator.score(inputs)
