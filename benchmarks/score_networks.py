@@ -101,7 +101,6 @@ def main() -> None:
     registry = load_registry()
     case = case_of(args.case, args.num_train)
     data = registry.get("dataset", case.dataset).create(case.params, root=None, download=False)
-    torch.manual_seed(0)
     create_model = registry.get("model", case.model).create
 
     def teacher_at(seed: int) -> torch.nn.Module:

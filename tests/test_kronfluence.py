@@ -263,7 +263,7 @@ def test_val_without_a_validation_split_or_without_the_network_is_one_line(tiny_
     )
     with pytest.raises(KdbenchError, match=r"^kronfluence score 'val' needs a validation split: set the dataset's"):
         Kronfluence(score="val").score(no_val)
-    with pytest.raises(KdbenchError, match="needs the teacher network"):
+    with pytest.raises(KdbenchError, match="needs the teacher as a network"):
         Kronfluence().score(dataclasses.replace(tiny_inputs, network=None))
 
 

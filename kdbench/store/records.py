@@ -115,6 +115,12 @@ class SelectionRecord(BaseModel):
     teacher_samples: int  # |D_t|: the selected samples (with mode drop: the removed ones, trained on by no one)
     samples: int
     removed_samples: int | None = None  # mode drop: how many samples were removed from training
+    scores_key: str | None = None
+    estimator_info: dict[str, Any] | None = None  # the settings the estimator actually used
+    score_seconds: float | None = None
+    teacher_correct_in_dt: float | None = None
+    teacher_correct_in_ds: float | None = None
+    detection: DetectionRecord | None = None  # with label noise: how well the scores flag the flipped labels
 
     @model_serializer(mode="wrap")
     def _without_removed_unless_dropped(self, handler: Any) -> dict[str, Any]:
@@ -122,12 +128,6 @@ class SelectionRecord(BaseModel):
         if data.get("removed_samples") is None:
             data.pop("removed_samples", None)  # a teacher-mode record keeps the shape it always had
         return data
-    scores_key: str | None = None
-    estimator_info: dict[str, Any] | None = None  # the settings the estimator actually used
-    score_seconds: float | None = None
-    teacher_correct_in_dt: float | None = None
-    teacher_correct_in_ds: float | None = None
-    detection: DetectionRecord | None = None  # with label noise: how well the scores flag the flipped labels
 
 
 class _Record(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kdbench.contracts import SplitOutputs
+from kdbench.contracts import ScoringInputs, SplitOutputs, TeacherNetwork
 from kdbench.errors import KdbenchError
 
 VAL_MISSING = "needs a validation split: set the dataset's val_fraction"
@@ -25,6 +25,25 @@ def split_checked(split: SplitOutputs, what: str) -> SplitOutputs:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= z.shape[1]):
         raise KdbenchError(f"{what}: labels must lie in 0..{z.shape[1] - 1}")
     return split
+
+
+def network_checked(inputs: ScoringInputs, estimator: str, needs_val: bool) -> TeacherNetwork:
+    """The teacher as a network (estimators with ``needs_network``), with N×C×H×W training images and labels that
+    fit the train split and, for a ``val`` score, a validation split; else a one-line error."""
+    network = inputs.network
+    if network is None:
+        raise KdbenchError(f"{estimator}: needs the teacher as a network (ScoringInputs.network), which the harness "
+                           "gives to estimators that declare needs_network")
+    n = inputs.train.num_samples
+    images, labels = network.train_images, network.train_labels
+    if images.dim() != 4 or images.shape[0] != n or tuple(labels.shape) != (n,):
+        raise KdbenchError(
+            f"{estimator}: expected {n} training images N×C×H×W and {n} labels, got {tuple(images.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    if needs_val and (network.val_images is None or network.val_labels is None or network.val_labels.numel() == 0):
+        raise KdbenchError(f"{estimator} score 'val' {VAL_MISSING}")
+    return network
 
 
 def probabilities(split: SplitOutputs) -> Tensor:

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset, TensorDataset
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, TeacherNetwork, classifier_of, hookimpl
 from kdbench.errors import KdbenchError
 
-from ._checks import VAL_MISSING, choice, positive_float, positive_int
+from ._checks import choice, network_checked, positive_float, positive_int
 
 NAME = "kronfluence"
 STRATEGIES: tuple[str, ...] = ("identity", "diagonal", "kfac", "ekfac")
@@ -111,7 +111,7 @@ class Kronfluence(DataValueEstimator):
 
     def score(self, inputs: ScoringInputs) -> Scores:
         kf = require_kronfluence()
-        network = _network_checked(inputs, self.score_name == "val")
+        network = network_checked(inputs, NAME, self.score_name == "val")
         # A private copy: prepare_model wraps its layers in place, and the same inputs may be scored again.
         model = copy.deepcopy(network.model).float().cpu().eval()
         tracked = tracked_modules(model, self.modules)
@@ -194,7 +194,7 @@ class Kronfluence(DataValueEstimator):
                 score_args=score_args,
             )
             return _all_modules(analyzer.load_self_scores(_SCORES)).to(torch.float64)
-        assert network.val_images is not None and network.val_labels is not None  # _network_checked
+        assert network.val_images is not None and network.val_labels is not None  # network_checked
         val = _dataset(network.val_images, network.val_labels, seed=0)
         analyzer.compute_pairwise_scores(
             scores_name=_SCORES,
@@ -211,23 +211,6 @@ class Kronfluence(DataValueEstimator):
 
 
 # ------------------------------------------------------------------------------------------ inputs
-
-
-def _network_checked(inputs: ScoringInputs, needs_val: bool) -> TeacherNetwork:
-    """The teacher network with images and labels that fit the train split, else a one-line error."""
-    network = inputs.network
-    if network is None:
-        raise KdbenchError(f"{NAME}: needs the teacher network (ScoringInputs.network), which was not given")
-    n = inputs.train.num_samples
-    images, labels = network.train_images, network.train_labels
-    if images.dim() != 4 or images.shape[0] != n or tuple(labels.shape) != (n,):
-        raise KdbenchError(
-            f"{NAME}: expected {n} training images N×C×H×W and {n} labels, got {tuple(images.shape)} and "
-            f"{tuple(labels.shape)}"
-        )
-    if needs_val and (network.val_images is None or network.val_labels is None or network.val_labels.numel() == 0):
-        raise KdbenchError(f"{NAME} score 'val' {VAL_MISSING}")
-    return network
 
 
 def tracked_modules(model: nn.Module, modules: str) -> list[str]:

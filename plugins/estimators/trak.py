@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from kdbench.contracts import DataValueEstimator, Scores, ScoringInputs, TeacherNetwork, hookimpl
 from kdbench.errors import KdbenchError
 
-from ._checks import VAL_MISSING, choice, positive_int
+from ._checks import choice, network_checked, positive_int
 
 NAME = "trak"
 SCORES: tuple[str, ...] = ("self", "val")
@@ -96,7 +96,7 @@ class Trak(DataValueEstimator):
 
     def score(self, inputs: ScoringInputs) -> Scores:
         trak = _traker_package()
-        net = self._network_checked(inputs)
+        net = network_checked(inputs, NAME, self.score_name == "val")
         chosen, source = chosen_checkpoints(net, self.checkpoints)
         kind = resolved_projector(self.projector)
         num_params = sum(p.numel() for p in net.model.parameters())
@@ -137,23 +137,6 @@ class Trak(DataValueEstimator):
             "traker_version": str(trak.__version__),
         }
         return Scores(values=values, info=info)
-
-    def _network_checked(self, inputs: ScoringInputs) -> TeacherNetwork:
-        net = inputs.network
-        if net is None:
-            raise KdbenchError(
-                "trak: needs the teacher as a network (ScoringInputs.network), which the harness "
-                "gives to estimators that declare needs_network"
-            )
-        n = inputs.train.num_samples
-        if net.train_images.shape[0] != n or net.train_labels.shape[0] != n:
-            raise KdbenchError(
-                f"trak: {net.train_images.shape[0]} training images and {net.train_labels.shape[0]} "
-                f"labels for a train split of {n} samples"
-            )
-        if self.score_name == "val" and (net.val_images is None or net.val_labels is None):
-            raise KdbenchError(f"trak score 'val' {VAL_MISSING}")
-        return net
 
     def _check_sizes(self, num_params: int, num_samples: int) -> None:
         """ΦᵀΦ (proj_dim²) has rank at most min(samples, parameters): below proj_dim it is singular."""
